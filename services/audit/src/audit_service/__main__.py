@@ -1,0 +1,16 @@
+"""`python -m audit_service [serve|migrate]`: run the audit service or apply its migrations."""
+
+import sys
+
+from audit_service.app import SPEC, create_app
+from audit_service.config import Settings
+from teamkit.entrypoint import run_service
+
+
+def main() -> None:
+    """Entry point: settings come from the environment, nowhere else."""
+    run_service(SPEC, Settings(), create_app, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

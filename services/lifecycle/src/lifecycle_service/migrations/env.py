@@ -1,0 +1,3 @@
+from teamkit.migrations import run_env
+
+run_env()
