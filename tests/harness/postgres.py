@@ -5,6 +5,8 @@ real Alembic migrations, and dropped afterwards.
 """
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -63,17 +65,21 @@ class PostgresForTests:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresForTests]:
+def postgres() -> Iterator[PostgresForTests]:
     """The test PostgreSQL server (started once per session unless TEST_DATABASE_URL is set)."""
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         yield PostgresForTests(external.replace("postgresql+asyncpg://", "postgresql://"))
         return
-    server = start_postgres(tmp_path_factory.mktemp("pg") / "data")
+    # Not under pytest's basetemp: pytest prunes old numbered basetemps, and a concurrent run
+    # would delete a live data directory.
+    root = Path(tempfile.mkdtemp(prefix="team-pg-"))
+    server = start_postgres(root / "data")
     try:
         yield PostgresForTests(server.libpq_url("postgres"))
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 MigratedDb = Callable[[str], Awaitable[str]]

@@ -54,6 +54,7 @@ __all__ = [
     "DevIssuer",
     "DevModeRequiredError",
     "InvalidScopeError",
+    "SigningKey",
     "UnknownClientError",
     "UnknownUserError",
     "build_issuer_app",
@@ -328,6 +329,8 @@ class DevIssuer:
         (e.g. a public key's PEM, for key-confusion tests) or `none` (empty signature).
         `header` entries override the generated header; a None value removes the entry.
         """
+        if alg != "none" and alg not in _HMAC_DIGESTS and alg not in JWSRegistry.algorithms:
+            raise ValueError(f"unknown JWS algorithm {alg!r}")
         generated: dict[str, Any] = {"alg": alg, "typ": "JWT"}
         signing_key: SigningKey | None = None
         if alg not in _HMAC_DIGESTS and alg != "none":

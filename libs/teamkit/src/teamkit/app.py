@@ -176,28 +176,30 @@ class BodySizeLimit:
             await response(scope, receive, send)
             return
         received = 0
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, rejected
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not rejected:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    # Answer 413 now and tell the app the client went away; whatever the app
+                    # tries to send afterwards is dropped by guarded_send.
+                    rejected = True
+                    response = problem_response(
+                        413, f"The body exceeds {self.max_bytes} bytes.",
+                        type_=PayloadTooLarge.type, title=PayloadTooLarge.title,
+                    )
+                    await response(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            response = problem_response(
-                413, f"The body exceeds {self.max_bytes} bytes.",
-                type_=PayloadTooLarge.type, title=PayloadTooLarge.title,
-            )
-            await response(scope, receive, send)
+        async def guarded_send(message: Message) -> None:
+            if not rejected:
+                await send(message)
 
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, limited_receive, guarded_send)
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
