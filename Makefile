@@ -17,7 +17,7 @@ help:
 
 install:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	@mkdir -p $(XDG_RUNTIME_DIR)
+	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
 	$(UV) sync --frozen --all-packages
 
 fmt: install

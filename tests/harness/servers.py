@@ -5,17 +5,17 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import uvicorn
-from fastapi import FastAPI
-
 from devstack.net import free_port
+from fastapi import FastAPI
 
 
 @contextlib.asynccontextmanager
 async def serving(app: FastAPI, *, startup_timeout: float = 60.0) -> AsyncIterator[str]:
     """Run `app` (lifespan included) and yield its base URL; shut it down afterwards."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                            access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     loop = asyncio.get_running_loop()

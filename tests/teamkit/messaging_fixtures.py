@@ -5,7 +5,6 @@ from typing import ClassVar, Literal
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from teamkit.events.envelope import Event, EventData
 from teamkit.events.topics import topic_name
 from teamkit.settings import KafkaSettings
@@ -29,19 +28,23 @@ def ping(n: int, subject: str = "s-1") -> PingV1:
     return PingV1(subject=subject, data=PingData(n=n))
 
 
-async def read_topic(settings: KafkaSettings, topic: str, *, expect: int,
-                     timeout_ms: int = 15_000) -> list[dict[str, object]]:
+async def read_topic(
+    settings: KafkaSettings, topic: str, *, expect: int, timeout_ms: int = 15_000
+) -> list[dict[str, object]]:
     """Read every message of `topic` from the beginning until `expect` arrived or time is up."""
     name = topic_name(topic, settings.KAFKA_TOPIC_PREFIX)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(name)
         for _ in range(50):
             if partitions:
                 break
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(name)
         assert partitions, f"topic {name} does not exist"
         tps = [TopicPartition(name, p) for p in sorted(partitions)]

@@ -9,11 +9,11 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
 from teamkit import db, outbox
 from teamkit.events.topics import dead_letter_topic, topic_name
 from teamkit.kafka import ConsumerRunner, HandlerRegistry, create_producer, ensure_topics
 from teamkit.settings import KafkaSettings
+
 from tests.harness.postgres import MigratedDb
 from tests.harness.wait import eventually
 from tests.teamkit.messaging_fixtures import TEST_TOPIC, PingV1, ping, read_topic
@@ -47,8 +47,9 @@ def registry_applying(fail_when: Callable[[int], bool] = lambda n: False) -> Han
 
     @registry.on(PingV1)
     async def apply(session: AsyncSession, event: PingV1) -> None:
-        await session.execute(text("INSERT INTO effect VALUES (:id, :n)"),
-                              {"id": event.id, "n": event.data.n})
+        await session.execute(
+            text("INSERT INTO effect VALUES (:id, :n)"), {"id": event.id, "n": event.data.n}
+        )
         if fail_when(event.data.n):
             raise RuntimeError(f"handler cannot apply n={event.data.n}")
 
@@ -56,8 +57,9 @@ def registry_applying(fail_when: Callable[[int], bool] = lambda n: False) -> Han
 
 
 async def send(producer: AIOKafkaProducer, settings: KafkaSettings, value: bytes) -> None:
-    await producer.send_and_wait(topic_name(TEST_TOPIC, settings.KAFKA_TOPIC_PREFIX), value,
-                                 key=b"k")
+    await producer.send_and_wait(
+        topic_name(TEST_TOPIC, settings.KAFKA_TOPIC_PREFIX), value, key=b"k"
+    )
 
 
 async def effects(engine: AsyncEngine) -> list[int]:
@@ -67,8 +69,9 @@ async def effects(engine: AsyncEngine) -> list[int]:
 
 async def dead_letters(engine: AsyncEngine) -> list[dict[str, Any]]:
     async with engine.connect() as conn:
-        rows = await conn.execute(text(
-            "SELECT event_type, error, attempts, payload FROM dead_letter_message ORDER BY id"))
+        rows = await conn.execute(
+            text("SELECT event_type, error, attempts, payload FROM dead_letter_message ORDER BY id")
+        )
         return [dict(r._mapping) for r in rows]
 
 
@@ -83,11 +86,17 @@ async def running(runner: ConsumerRunner) -> AsyncIterator[asyncio.Task[None]]:
             await task
 
 
-def runner(engine: AsyncEngine, settings: KafkaSettings, registry: HandlerRegistry,
-           **kwargs: Any) -> ConsumerRunner:
-    return ConsumerRunner(group="g", topics=[TEST_TOPIC], registry=registry,
-                          sessionmaker=db.create_sessionmaker(engine), settings=settings,
-                          **kwargs)
+def runner(
+    engine: AsyncEngine, settings: KafkaSettings, registry: HandlerRegistry, **kwargs: Any
+) -> ConsumerRunner:
+    return ConsumerRunner(
+        group="g",
+        topics=[TEST_TOPIC],
+        registry=registry,
+        sessionmaker=db.create_sessionmaker(engine),
+        settings=settings,
+        **kwargs,
+    )
 
 
 def until(check: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
@@ -105,8 +114,10 @@ class TestConsumerRunner:
         await send(producer, kafka_settings, ping(2).model_dump_json().encode())
         consumer = runner(engine, kafka_settings, registry_applying())
         async with running(consumer):
+
             async def both_seen() -> None:
                 assert consumer.processed == 3
+
             await until(both_seen)
         assert await effects(engine) == [1, 2]
 
@@ -115,13 +126,17 @@ class TestConsumerRunner:
     ) -> None:
         class CrashingRunner(ConsumerRunner):
             async def _handle(self, record: Any) -> None:
-                await super()._handle(record)   # the handler's transaction commits here
-                raise Crash                      # ...and the process dies before commit()
+                await super()._handle(record)  # the handler's transaction commits here
+                raise Crash  # ...and the process dies before commit()
 
         await send(producer, kafka_settings, ping(5).model_dump_json().encode())
-        first = CrashingRunner(group="g", topics=[TEST_TOPIC], registry=registry_applying(),
-                               sessionmaker=db.create_sessionmaker(engine),
-                               settings=kafka_settings)
+        first = CrashingRunner(
+            group="g",
+            topics=[TEST_TOPIC],
+            registry=registry_applying(),
+            sessionmaker=db.create_sessionmaker(engine),
+            settings=kafka_settings,
+        )
         task = asyncio.create_task(first.run())
         with pytest.raises(Crash):
             await asyncio.wait_for(task, 30)
@@ -129,8 +144,10 @@ class TestConsumerRunner:
 
         second = runner(engine, kafka_settings, registry_applying())
         async with running(second):
+
             async def redelivered() -> None:
                 assert second.processed == 1
+
             await until(redelivered)
         assert await effects(engine) == [5]  # the redelivery found its inbox claim
 
@@ -145,8 +162,10 @@ class TestConsumerRunner:
         await send(producer, kafka_settings, ping(4).model_dump_json().encode())
         consumer = runner(engine, kafka_settings, registry_applying(lambda n: n == 13))
         async with running(consumer):
+
             async def all_done() -> None:
                 assert consumer.processed == 5
+
             await until(all_done)
         assert await effects(engine) == [4]  # the failing handler's writes were rolled back
         letters = await dead_letters(engine)
@@ -161,12 +180,17 @@ class TestConsumerRunner:
 
         # The dead letters also travel to the group's dead-letter topic, through the outbox.
         sessionmaker = db.create_sessionmaker(engine)
-        relay = outbox.OutboxRelay(service="g", engine=engine, sessionmaker=sessionmaker,
-                                   producer=producer,
-                                   topic_prefix=kafka_settings.KAFKA_TOPIC_PREFIX)
+        relay = outbox.OutboxRelay(
+            service="g",
+            engine=engine,
+            sessionmaker=sessionmaker,
+            producer=producer,
+            topic_prefix=kafka_settings.KAFKA_TOPIC_PREFIX,
+        )
         assert await relay.publish_batch() == 4
         published = await read_topic(kafka_settings, dead_letter_topic("g"), expect=4)
-        assert [m["offset"] for m in published] == sorted(m["offset"] for m in published)
+        offsets = [int(str(m["offset"])) for m in published]
+        assert offsets == sorted(offsets)
         assert {m["consumer"] for m in published} == {"g"}
 
     async def test_unhandled_types_are_skipped_and_status_reports_lag(
@@ -176,10 +200,14 @@ class TestConsumerRunner:
         await send(producer, kafka_settings, json.dumps(other).encode())
         consumer = runner(engine, kafka_settings, registry_applying())
         async with running(consumer):
+
             async def caught_up() -> None:
                 status = consumer.status()
-                assert status["running"] and status["processed"] == 1
-                assert status["lag"] == 0 and status["last_processed_at"]
+                assert status["running"]
+                assert status["processed"] == 1
+                assert status["lag"] == 0
+                assert status["last_processed_at"]
+
             await until(caught_up)
         assert await effects(engine) == []
         assert await dead_letters(engine) == []

@@ -11,11 +11,11 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-
 from teamkit import db, outbox
 from teamkit.kafka import create_producer, ensure_topics
 from teamkit.messaging_schema import outbox_message
 from teamkit.settings import KafkaSettings
+
 from tests.harness.postgres import MigratedDb
 from tests.harness.wait import eventually
 from tests.teamkit.messaging_fixtures import TEST_TOPIC, ids, ping, read_topic
@@ -41,12 +41,17 @@ async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProdu
 
 
 @contextlib.asynccontextmanager
-async def running_relay(engine: AsyncEngine, producer: AIOKafkaProducer,
-                        settings: KafkaSettings, service: str = "t") -> AsyncIterator[
-                            outbox.OutboxRelay]:
-    relay = outbox.OutboxRelay(service=service, engine=engine,
-                               sessionmaker=db.create_sessionmaker(engine), producer=producer,
-                               topic_prefix=settings.KAFKA_TOPIC_PREFIX, poll_interval=5.0)
+async def running_relay(
+    engine: AsyncEngine, producer: AIOKafkaProducer, settings: KafkaSettings, service: str = "t"
+) -> AsyncIterator[outbox.OutboxRelay]:
+    relay = outbox.OutboxRelay(
+        service=service,
+        engine=engine,
+        sessionmaker=db.create_sessionmaker(engine),
+        producer=producer,
+        topic_prefix=settings.KAFKA_TOPIC_PREFIX,
+        poll_interval=5.0,
+    )
     task = asyncio.create_task(relay.run())
     try:
         yield relay
@@ -58,8 +63,11 @@ async def running_relay(engine: AsyncEngine, producer: AIOKafkaProducer,
 
 async def unpublished(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        count = await conn.scalar(select(func.count()).select_from(outbox_message)
-                                  .where(outbox_message.c.published_at.is_(None)))
+        count = await conn.scalar(
+            select(func.count())
+            .select_from(outbox_message)
+            .where(outbox_message.c.published_at.is_(None))
+        )
         return int(count or 0)
 
 
@@ -79,10 +87,14 @@ class TestOutbox:
         self, engine: AsyncEngine, producer: AIOKafkaProducer, kafka_settings: KafkaSettings
     ) -> None:
         sessionmaker = db.create_sessionmaker(engine)
-        with pytest.raises(RuntimeError):
+
+        async def failing_use_case() -> None:
             async with sessionmaker() as session, session.begin():
                 await outbox.add(session, ping(1))
                 raise RuntimeError("use case failed after writing its event")
+
+        with pytest.raises(RuntimeError):
+            await failing_use_case()
         async with sessionmaker() as session, session.begin():
             sentinel = await outbox.add(session, ping(2))
         async with running_relay(engine, producer, kafka_settings):
@@ -92,10 +104,20 @@ class TestOutbox:
     async def test_an_event_committed_by_a_killed_process_is_published_after_restart(
         self, engine: AsyncEngine, producer: AIOKafkaProducer, kafka_settings: KafkaSettings
     ) -> None:
-        child = subprocess.run(
-            [sys.executable, "-m", "tests.teamkit.outbox_crash_child",
-             engine.url.render_as_string(hide_password=False), "7"],
-            cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        child = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "tests.teamkit.outbox_crash_child",
+                engine.url.render_as_string(hide_password=False),
+                "7",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert child.returncode == -9, child.stderr  # SIGKILL, after the commit
         event_id = UUID(child.stdout.strip())
@@ -109,8 +131,11 @@ class TestOutbox:
         self, engine: AsyncEngine, producer: AIOKafkaProducer, kafka_settings: KafkaSettings
     ) -> None:
         sessionmaker = db.create_sessionmaker(engine)
-        async with running_relay(engine, producer, kafka_settings) as first, \
-                running_relay(engine, producer, kafka_settings) as second:
+        async with (
+            running_relay(engine, producer, kafka_settings) as first,
+            running_relay(engine, producer, kafka_settings) as second,
+        ):
+
             async def one_leader() -> None:
                 assert sorted([first.is_leader, second.is_leader]) == [False, True]
 

@@ -5,12 +5,12 @@ import httpx
 import pytest_asyncio
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-
 from teamkit.app import ServiceSpec, create_service_app
 from teamkit.auth import AdminPrincipal, CurrentPrincipal
 from teamkit.problems import Conflict
 from teamkit.service_settings import ServiceSettings
 from teamkit.settings import KafkaSettings, OidcSettings, RuntimeSettings
+
 from tests.harness.postgres import MigratedDb
 from tests.harness.servers import serving
 
@@ -52,17 +52,26 @@ async def admin_only(principal: AdminPrincipal) -> dict[str, str | None]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def base_url(migrated_database: MigratedDb, kafka_settings: KafkaSettings,
-                   oidc_issuer: object) -> AsyncIterator[str]:
+async def base_url(
+    migrated_database: MigratedDb, kafka_settings: KafkaSettings, oidc_issuer: object
+) -> AsyncIterator[str]:
     url = await migrated_database("request")
     settings = ServiceSettings(
-        DATABASE_URL=url, MAX_BODY_BYTES=2048, kafka=kafka_settings,
+        DATABASE_URL=url,
+        MAX_BODY_BYTES=2048,
+        kafka=kafka_settings,
         oidc=OidcSettings(OIDC_ISSUER=getattr(oidc_issuer, "issuer_url")),  # noqa: B009
         runtime=RuntimeSettings(TEAM_DEV_MODE=True, LOG_FORMAT="console"),
     )
-    spec = ServiceSpec(name="shell", title="Shell", description="test service",
-                       emits="shell.events", consumes=["other.events"],
-                       migrations=MIGRATIONS, routers=[router])
+    spec = ServiceSpec(
+        name="shell",
+        title="Shell",
+        description="test service",
+        emits="shell.events",
+        consumes=["other.events"],
+        migrations=MIGRATIONS,
+        routers=[router],
+    )
     async with serving(create_service_app(spec, settings)) as base:
         yield base
 
@@ -73,6 +82,7 @@ async def ready(client: httpx.AsyncClient) -> httpx.Response:
         if answer.status_code == 200:
             return answer
         import asyncio
+
         await asyncio.sleep(0.1)
     return answer
 
@@ -84,8 +94,10 @@ class TestServiceShell:
             answer = await ready(client)
             assert answer.status_code == 200, answer.text
             checks = answer.json()["checks"]
-            assert checks["database"]["ok"] and checks["broker"]["ok"]
-            assert checks["consumer"]["running"] and checks["consumer"]["lag"] == 0
+            assert checks["database"]["ok"]
+            assert checks["broker"]["ok"]
+            assert checks["consumer"]["running"]
+            assert checks["consumer"]["lag"] == 0
             assert checks["outbox_relay"]["leader"]
             metrics = await client.get("/metrics")
             assert "http_requests_total" in metrics.text
@@ -98,19 +110,23 @@ class TestServiceShell:
                 409: await client.get("/v1/conflict"),
                 422: await client.post("/v1/things", json={"name": "x" * 11, "minutes": 0}),
                 500: await client.get("/v1/boom"),
-                413: await client.post("/v1/things", content=b"x" * 5000,
-                                       headers={"content-type": "application/json"}),
+                413: await client.post(
+                    "/v1/things", content=b"x" * 5000, headers={"content-type": "application/json"}
+                ),
                 401: await client.get("/v1/me"),
             }
             for status, answer in cases.items():
                 assert answer.status_code == status, (status, answer.text)
                 assert answer.headers["content-type"].startswith(PROBLEM), status
                 body = answer.json()
-                assert body["status"] == status and body["detail"] and body["title"]
+                assert body["status"] == status
+                assert body["detail"]
+                assert body["title"]
             assert cases[409].json()["current_status"] == "approved"
             errors = cases[422].json()["errors"]
             assert {tuple(e["loc"]) for e in errors} == {("body", "name"), ("body", "minutes")}
-            assert "SELECT" not in cases[500].text and "Traceback" not in cases[500].text
+            assert "SELECT" not in cases[500].text
+            assert "Traceback" not in cases[500].text
             assert cases[401].headers["www-authenticate"].startswith("Bearer")
 
     async def test_body_streamed_beyond_the_limit_is_413(self, base_url: str) -> None:
@@ -119,8 +135,9 @@ class TestServiceShell:
                 yield b"x" * 1000
 
         async with httpx.AsyncClient(base_url=base_url) as client:
-            answer = await client.post("/v1/things", content=chunks(),
-                                       headers={"content-type": "application/json"})
+            answer = await client.post(
+                "/v1/things", content=chunks(), headers={"content-type": "application/json"}
+            )
         assert answer.status_code == 413
         assert answer.headers["content-type"].startswith(PROBLEM)
 

@@ -82,14 +82,18 @@ ACCOUNTS: tuple[DemoAccount, ...] = (
 )
 
 PERMISSION_SETS: tuple[DemoPermissionSet, ...] = (
-    DemoPermissionSet("ReadOnly", "Read-only access", "PT1H",
-                      "arn:aws:iam::aws:policy/ReadOnlyAccess"),
-    DemoPermissionSet("PowerUser", "Power user access", "PT4H",
-                      "arn:aws:iam::aws:policy/PowerUserAccess"),
-    DemoPermissionSet("Admin", "Administrator access", "PT2H",
-                      "arn:aws:iam::aws:policy/AdministratorAccess"),
-    DemoPermissionSet("Billing", "Billing access", "PT8H",
-                      "arn:aws:iam::aws:policy/job-function/Billing"),
+    DemoPermissionSet(
+        "ReadOnly", "Read-only access", "PT1H", "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    ),
+    DemoPermissionSet(
+        "PowerUser", "Power user access", "PT4H", "arn:aws:iam::aws:policy/PowerUserAccess"
+    ),
+    DemoPermissionSet(
+        "Admin", "Administrator access", "PT2H", "arn:aws:iam::aws:policy/AdministratorAccess"
+    ),
+    DemoPermissionSet(
+        "Billing", "Billing access", "PT8H", "arn:aws:iam::aws:policy/job-function/Billing"
+    ),
 )
 
 GROUPS: tuple[str, ...] = (
@@ -103,23 +107,36 @@ GROUPS: tuple[str, ...] = (
 USERS: tuple[DemoUser, ...] = (
     DemoUser("alice", "Alice Requester", "alice@example.com", ("TEAM-Users",), "Europe/Berlin"),
     DemoUser("frank", "Frank Requester", "frank@example.com", ("TEAM-Users",), "Asia/Tokyo"),
-    DemoUser("bob", "Bob Approver", "bob@example.com",
-             ("TEAM-Users", "TEAM-Approvers-Production", "TEAM-Approvers-NonProduction")),
-    DemoUser("carol", "Carol Approver", "carol@example.com",
-             ("TEAM-Users", "TEAM-Approvers-Production"), "America/New_York"),
+    DemoUser(
+        "bob",
+        "Bob Approver",
+        "bob@example.com",
+        ("TEAM-Users", "TEAM-Approvers-Production", "TEAM-Approvers-NonProduction"),
+    ),
+    DemoUser(
+        "carol",
+        "Carol Approver",
+        "carol@example.com",
+        ("TEAM-Users", "TEAM-Approvers-Production"),
+        "America/New_York",
+    ),
     DemoUser("dave", "Dave Admin", "dave@example.com", ("TEAM-Users", "TEAM-Admins")),
     DemoUser("erin", "Erin Auditor", "erin@example.com", ("TEAM-Auditors",)),
 )
 
 # Service clients call each other; the integration client stands for a ticketing system.
 CLIENTS: tuple[DemoClient, ...] = (
-    DemoClient("request-service", "dev-request-secret",
-               ("team.policy.evaluate", "team.directory.read")),
+    DemoClient(
+        "request-service", "dev-request-secret", ("team.policy.evaluate", "team.directory.read")
+    ),
     DemoClient("lifecycle-service", "dev-lifecycle-secret", ("team.directory.read",)),
     DemoClient("notify-service", "dev-notify-secret", ("team.directory.read",)),
     DemoClient("audit-service", "dev-audit-secret", ("team.directory.read",)),
-    DemoClient("ticketing", "dev-ticketing-secret",
-               ("team.requests.write", "team.requests.approve", "team.audit.read")),
+    DemoClient(
+        "ticketing",
+        "dev-ticketing-secret",
+        ("team.requests.write", "team.requests.approve", "team.audit.read"),
+    ),
 )
 
 SES_SENDER = "team-notifications@example.com"

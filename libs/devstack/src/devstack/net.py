@@ -23,7 +23,9 @@ def wait_tcp(host: str, port: int, *, timeout: float = 20.0) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{host}:{port} did not accept connections in {timeout}s")
+                raise TimeoutError(
+                    f"{host}:{port} did not accept connections in {timeout}s"
+                ) from None
             time.sleep(0.05)
 
 

@@ -63,5 +63,5 @@ class ManagedProcess:
 
 
 def python_module(module: str, *args: str) -> list[str]:
-    """argv running `python -m module args...` with this interpreter."""
+    """Argv running `python -m module args...` with this interpreter."""
     return [sys.executable, "-m", module, *args]

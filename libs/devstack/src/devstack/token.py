@@ -13,8 +13,11 @@ from devstack.demo_org import DEMO_ORG
 def main() -> None:
     """Ask the running stack's dev issuer for a token and print it alone on stdout."""
     parser = argparse.ArgumentParser(prog="python -m devstack.token")
-    parser.add_argument("user", help="demo user (alice, frank, bob, carol, dave, erin) "
-                        "or client id (request-service, ticketing, ...)")
+    parser.add_argument(
+        "user",
+        help="demo user (alice, frank, bob, carol, dave, erin) "
+        "or client id (request-service, ticketing, ...)",
+    )
     parser.add_argument("--local-dir", type=Path, default=Path(".local"))
     parser.add_argument("--scope", default=None, help="client scopes, space separated")
     args = parser.parse_args()
@@ -25,8 +28,11 @@ def main() -> None:
     clients = {c.client_id: c for c in DEMO_ORG.clients}
     if args.user in clients:
         client = clients[args.user]
-        form = {"grant_type": "client_credentials", "client_id": client.client_id,
-                "client_secret": client.secret}
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": client.client_id,
+            "client_secret": client.secret,
+        }
         if args.scope:
             form["scope"] = args.scope
     else:

@@ -82,7 +82,7 @@ async def _start_producer(producer: AIOKafkaProducer, *, attempts: int = 60) -> 
         try:
             await producer.start()
             return
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if attempt == attempts:
                 raise
             log.warning("kafka.producer_start_retry", attempt=attempt, error=repr(exc))
@@ -98,9 +98,9 @@ def _cancel_on_exit(stack: AsyncExitStack, task: "asyncio.Task[None]") -> None:
     stack.push_async_callback(cancel)
 
 
-def _lifespan(spec: ServiceSpec, settings: ServiceSettings, metrics: ServiceMetrics) -> Callable[
-    [FastAPI], contextlib.AbstractAsyncContextManager[ServiceState]
-]:
+def _lifespan(
+    spec: ServiceSpec, settings: ServiceSettings, metrics: ServiceMetrics
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[ServiceState]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[ServiceState]:
         async with AsyncExitStack() as stack:
@@ -116,7 +116,11 @@ def _lifespan(spec: ServiceSpec, settings: ServiceSettings, metrics: ServiceMetr
 
             await ensure_topics(
                 settings.kafka,
-                [*([spec.emits] if spec.emits else []), dead_letter_topic(spec.name), *spec.consumes],
+                [
+                    *([spec.emits] if spec.emits else []),
+                    dead_letter_topic(spec.name),
+                    *spec.consumes,
+                ],
                 client_id=spec.name,
             )
             producer = create_producer(settings.kafka, client_id=spec.name)
@@ -124,7 +128,10 @@ def _lifespan(spec: ServiceSpec, settings: ServiceSettings, metrics: ServiceMetr
             stack.push_async_callback(producer.stop)
 
             relay = OutboxRelay(
-                service=spec.name, engine=engine, sessionmaker=sessionmaker, producer=producer,
+                service=spec.name,
+                engine=engine,
+                sessionmaker=sessionmaker,
+                producer=producer,
                 topic_prefix=settings.kafka.KAFKA_TOPIC_PREFIX,
                 batch_size=settings.OUTBOX_BATCH_SIZE,
                 poll_interval=settings.OUTBOX_POLL_SECONDS,
@@ -135,17 +142,28 @@ def _lifespan(spec: ServiceSpec, settings: ServiceSettings, metrics: ServiceMetr
             consumer: ConsumerRunner | None = None
             if spec.consumes:
                 consumer = ConsumerRunner(
-                    group=spec.name, topics=list(spec.consumes), registry=spec.registry,
-                    sessionmaker=sessionmaker, settings=settings.kafka, metrics=metrics,
+                    group=spec.name,
+                    topics=list(spec.consumes),
+                    registry=spec.registry,
+                    sessionmaker=sessionmaker,
+                    settings=settings.kafka,
+                    metrics=metrics,
                 )
                 _cancel_on_exit(
                     stack, asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer")
                 )
 
             state = ServiceState(
-                settings=settings, engine=engine, sessionmaker=sessionmaker, http=http,
-                producer=producer, token_verifier=verifier, relay=relay, consumer=consumer,
-                metrics=metrics, extras={},
+                settings=settings,
+                engine=engine,
+                sessionmaker=sessionmaker,
+                http=http,
+                producer=producer,
+                token_verifier=verifier,
+                relay=relay,
+                consumer=consumer,
+                metrics=metrics,
+                extras={},
             )
             if spec.extra_lifespan is not None:
                 await spec.extra_lifespan(state, stack)
@@ -164,14 +182,17 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request through, answering 413 once the body passes the bound."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             response = problem_response(
-                413, f"The body is {int(declared)} bytes; at most {self.max_bytes} are accepted.",
-                type_=PayloadTooLarge.type, title=PayloadTooLarge.title,
+                413,
+                f"The body is {int(declared)} bytes; at most {self.max_bytes} are accepted.",
+                type_=PayloadTooLarge.type,
+                title=PayloadTooLarge.title,
             )
             await response(scope, receive, send)
             return
@@ -188,8 +209,10 @@ class BodySizeLimit:
                     # tries to send afterwards is dropped by guarded_send.
                     rejected = True
                     response = problem_response(
-                        413, f"The body exceeds {self.max_bytes} bytes.",
-                        type_=PayloadTooLarge.type, title=PayloadTooLarge.title,
+                        413,
+                        f"The body exceeds {self.max_bytes} bytes.",
+                        type_=PayloadTooLarge.type,
+                        title=PayloadTooLarge.title,
                     )
                     await response(scope, receive, send)
                     return {"type": "http.disconnect"}
@@ -221,16 +244,15 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.middleware("http")(correlation_middleware)
 
     @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]
-                      ) -> Response:
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")
         template = getattr(route, "path", "unmatched")
         metrics.http_requests.labels(template, request.method, str(response.status_code)).inc()
-        metrics.http_latency.labels(template, request.method).observe(
-            time.perf_counter() - started
-        )
+        metrics.http_latency.labels(template, request.method).observe(time.perf_counter() - started)
         return response
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.MAX_BODY_BYTES)
@@ -250,7 +272,9 @@ def health_router() -> APIRouter:
         return {"status": "ok"}
 
     @router.get(
-        "/readyz", operation_id="readyz", summary="Readiness",
+        "/readyz",
+        operation_id="readyz",
+        summary="Readiness",
         responses={503: {"description": "A dependency is not ready (see `checks`)."}},
     )
     async def readyz(request: Request) -> JSONResponse:
@@ -277,8 +301,9 @@ def health_router() -> APIRouter:
             status_code=200 if ready else 503,
         )
 
-    @router.get("/metrics", operation_id="metrics", summary="Prometheus metrics",
-                response_class=Response)
+    @router.get(
+        "/metrics", operation_id="metrics", summary="Prometheus metrics", response_class=Response
+    )
     async def metrics(request: Request) -> Response:
         """Prometheus text exposition of this service's metrics."""
         service_metrics: ServiceMetrics = request.app.state.metrics

@@ -5,7 +5,12 @@ from contextlib import asynccontextmanager
 
 from pydantic import Field
 from sqlalchemy import MetaData, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from teamkit.settings import _Block
 
@@ -35,9 +40,8 @@ def normalise_url(url: str) -> str:
     """Accept `postgresql://` URLs and turn them into the asyncpg dialect SQLAlchemy needs."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
-
 
 
 def create_engine(url: str, settings: DatabaseSettings | None = None) -> AsyncEngine:

@@ -23,15 +23,21 @@ def run_service(
     """Serve the app under uvicorn (SIGINT/SIGTERM stop it gracefully) or apply migrations."""
     command = argv[0] if argv else "serve"
     if command == "migrate":
-        configure_logging(service=spec.name, fmt=settings.runtime.LOG_FORMAT,
-                          level=settings.runtime.LOG_LEVEL)
+        configure_logging(
+            service=spec.name, fmt=settings.runtime.LOG_FORMAT, level=settings.runtime.LOG_LEVEL
+        )
         upgrade_to_head(spec.migrations, settings.DATABASE_URL)
         return
     if command != "serve":
         raise SystemExit(USAGE)
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host=settings.HOST, port=settings.PORT, log_config=None, access_log=False,
-        proxy_headers=True, timeout_graceful_shutdown=10,
+        app,
+        host=settings.HOST,
+        port=settings.PORT,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
     )
     asyncio.run(uvicorn.Server(config).serve())

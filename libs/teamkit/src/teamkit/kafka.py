@@ -99,8 +99,11 @@ class HandlerRegistry:
         self.catch_all: Handler | None = None
         self.parse: Callable[[dict[str, Any]], Event] | None = None
 
-    def on(self, cls: type[E]) -> Callable[[Callable[[AsyncSession, E], Awaitable[None]]],
-                                           Callable[[AsyncSession, E], Awaitable[None]]]:
+    def on(
+        self, cls: type[E]
+    ) -> Callable[
+        [Callable[[AsyncSession, E], Awaitable[None]]], Callable[[AsyncSession, E], Awaitable[None]]
+    ]:
         """Register the decorated coroutine for events of class `cls`."""
         type_ = cls.model_fields["type"].default
         version = cls.model_fields["version"].default
@@ -192,7 +195,7 @@ class ConsumerRunner:
                     self._update_lag(consumer)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - log, back off, rebuild the consumer
+            except Exception as exc:
                 self.last_error = repr(exc)
                 log.exception("consumer.failed", group=self.group)
                 await asyncio.sleep(1.0)
@@ -212,8 +215,11 @@ class ConsumerRunner:
         typed = self._registry.lookup(head)
         if typed is None and self._registry.handles_type(head.type):
             await self._dead_letter(
-                record, raw, error=f"no handler for version {head.version} of {head.type}",
-                attempts=1, head=head,
+                record,
+                raw,
+                error=f"no handler for version {head.version} of {head.type}",
+                attempts=1,
+                head=head,
             )
             return
         if typed is None and self._registry.catch_all is None:
@@ -226,8 +232,9 @@ class ConsumerRunner:
             try:
                 event = typed[0].model_validate(payload)
             except ValidationError as exc:
-                await self._dead_letter(record, raw, error=f"invalid payload: {exc}",
-                                        attempts=1, head=head)
+                await self._dead_letter(
+                    record, raw, error=f"invalid payload: {exc}", attempts=1, head=head
+                )
                 return
 
         attempts = 0
@@ -238,10 +245,16 @@ class ConsumerRunner:
                 outcome = await self._apply(record, raw, payload, head, event, typed)
             except Exception as exc:  # noqa: BLE001 - the handler's failure is data here
                 if attempts >= max_attempts:
-                    log.warning("consumer.handler_gave_up", type=head.type, event_id=str(head.id),
-                                attempts=attempts, error=repr(exc))
-                    await self._dead_letter(record, raw, error=repr(exc), attempts=attempts,
-                                            head=head)
+                    log.warning(
+                        "consumer.handler_gave_up",
+                        type=head.type,
+                        event_id=str(head.id),
+                        attempts=attempts,
+                        error=repr(exc),
+                    )
+                    await self._dead_letter(
+                        record, raw, error=repr(exc), attempts=attempts, head=head
+                    )
                     return
                 self._metrics.handler_retries.labels(head.type).inc()
                 delay = self._settings.KAFKA_CONSUMER_RETRY_BACKOFF_MS / 1000 * 2 ** (attempts - 1)
@@ -274,15 +287,22 @@ class ConsumerRunner:
         typed: tuple[type[Event], Handler] | None,
     ) -> str:
         async with self._sessionmaker() as session, session.begin():
-            if not await inbox.claim(session, consumer=self.group, event_id=head.id,
-                                     event_type=head.type):
+            if not await inbox.claim(
+                session, consumer=self.group, event_id=head.id, event_type=head.type
+            ):
                 return "duplicate"
             if typed is not None:
                 await typed[1](session, event)
             if self._registry.catch_all is not None:
                 delivery = Delivery(
-                    topic=record.topic, partition=record.partition, offset=record.offset,
-                    key=record.key, raw=raw, payload=payload, head=head, event=event,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    raw=raw,
+                    payload=payload,
+                    head=head,
+                    event=event,
                 )
                 await self._registry.catch_all(session, delivery)
         return "applied"
@@ -296,13 +316,25 @@ class ConsumerRunner:
         attempts: int,
         head: EnvelopeHead | None = None,
     ) -> None:
-        log.error("consumer.dead_lettered", topic=record.topic, partition=record.partition,
-                  offset=record.offset, error=error[:500])
+        log.error(
+            "consumer.dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=error[:500],
+        )
         async with self._sessionmaker() as session, session.begin():
             stored = await inbox.record_dead_letter(
-                session, consumer=self.group, topic=record.topic, partition=record.partition,
-                offset=record.offset, key=record.key, payload=raw, error=error,
-                attempts=attempts, event_id=head.id if head else None,
+                session,
+                consumer=self.group,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                payload=raw,
+                error=error,
+                attempts=attempts,
+                event_id=head.id if head else None,
                 event_type=head.type if head else None,
             )
             if stored:
@@ -326,8 +358,9 @@ class ConsumerRunner:
                     headers={"consumer": self.group},
                 )
         self.dead_lettered += 1
-        self._metrics.events_consumed.labels(head.type if head else "unparsable",
-                                             "dead_lettered").inc()
+        self._metrics.events_consumed.labels(
+            head.type if head else "unparsable", "dead_lettered"
+        ).inc()
         self._mark_processed()
 
     def _mark_processed(self) -> None:
@@ -369,6 +402,7 @@ class ConsumerRunner:
             "processed": self.processed,
             "dead_lettered": self.dead_lettered,
             "last_processed_at": self.last_processed_at.isoformat()
-            if self.last_processed_at else None,
+            if self.last_processed_at
+            else None,
             "last_error": self.last_error,
         }

@@ -1,4 +1,4 @@
-"""The outbox, inbox and dead-letter tables, declared once and created by every service's migrations."""
+"""The outbox, inbox and dead-letter tables: declared once, created by each service's migrations."""
 
 from typing import Any
 
@@ -71,8 +71,9 @@ dead_letter_message = Table(
     Column("attempts", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # One record per delivered message, however often a crash makes Kafka redeliver it.
-    UniqueConstraint("consumer", "topic", "partition", "offset",
-                     name="uq_dead_letter_message_position"),
+    UniqueConstraint(
+        "consumer", "topic", "partition", "offset", name="uq_dead_letter_message_position"
+    ),
 )
 
 _NOTIFY_FUNCTION = f"""

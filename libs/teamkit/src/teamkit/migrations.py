@@ -37,8 +37,10 @@ def _lock_key(script_location: str) -> int:
 def _run_sync(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=None, compare_type=True)
     # Replicas starting together migrate one at a time; the rest find nothing left to do.
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                       {"key": _lock_key(context.config.get_main_option("script_location") or "")})
+    connection.execute(
+        text("SELECT pg_advisory_xact_lock(:key)"),
+        {"key": _lock_key(context.config.get_main_option("script_location") or "")},
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -119,8 +119,9 @@ class OutboxRelay:
         async with self._engine.connect() as conn:
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
-            while not await driver.fetchval("SELECT pg_try_advisory_lock($1)",
-                                            advisory_key(self.service)):
+            while not await driver.fetchval(
+                "SELECT pg_try_advisory_lock($1)", advisory_key(self.service)
+            ):
                 self.is_leader = False
                 await asyncio.sleep(self._poll_interval)
             self.is_leader = True
@@ -215,6 +216,7 @@ class OutboxRelay:
             "leader": self.is_leader,
             "published": self.published,
             "last_published_at": self.last_published_at.isoformat()
-            if self.last_published_at else None,
+            if self.last_published_at
+            else None,
             "last_error": self.last_error,
         }

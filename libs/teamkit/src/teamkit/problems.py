@@ -65,7 +65,9 @@ class Unauthorized(ProblemError):
     title = "Unauthorized"
 
     def __init__(self, detail: str, *, error: str = "invalid_token", **extensions: Any) -> None:
-        challenge = f'Bearer error="{error}", error_description="{detail}"'
+        # The description is a quoted-string in a header: no quotes, backslashes or non-ASCII.
+        safe = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "?" for c in detail)
+        challenge = f'Bearer error="{error}", error_description="{safe}"'
         super().__init__(detail, headers={"WWW-Authenticate": challenge}, **extensions)
 
 
@@ -154,8 +156,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         detail = f"No resource at {request.url.path}. Check the path against the OpenAPI document."
     elif exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}."
-    return problem_response(exc.status_code, detail, instance=request.url.path,
-                            headers=exc.headers)
+    return problem_response(exc.status_code, detail, instance=request.url.path, headers=exc.headers)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -174,8 +175,12 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     if len(errors) > 1:
         detail += f" (and {len(errors) - 1} more problem(s), see 'errors')"
     return problem_response(
-        422, detail, type_=TYPE_BASE + "validation", title="Unprocessable request",
-        instance=request.url.path, errors=errors,
+        422,
+        detail,
+        type_=TYPE_BASE + "validation",
+        title="Unprocessable request",
+        instance=request.url.path,
+        errors=errors,
     )
 
 

@@ -1,10 +1,11 @@
-"""`python -m lifecycle_service [serve|migrate]`: run the lifecycle service or apply its migrations."""
+"""`python -m lifecycle_service [serve|migrate]`: serve the lifecycle service or migrate it."""
 
 import sys
 
+from teamkit.entrypoint import run_service
+
 from lifecycle_service.app import SPEC, create_app
 from lifecycle_service.config import Settings
-from teamkit.entrypoint import run_service
 
 
 def main() -> None:

@@ -143,7 +143,7 @@ EVENT_ADAPTERS_BY_TOPIC: dict[str, TypeAdapter[Any]] = {
 
 
 # The name is part of the shared contract (consumers catch it), hence no `Error` suffix.
-class UnknownEventType(ValueError):  # noqa: N818
+class UnknownEventType(ValueError):
     """No event class is declared for this `type@version`."""
 
     def __init__(self, tag: str) -> None:
