@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from botocore.exceptions import ClientError
+
 from devstack.demo_org import DEMO_ORG, DemoAccount, DemoOrg, DemoOu
 from devstack.moto_server import MotoProcess, reset, sent_data, start_moto_process
 from devstack.seed_aws import SeedResult, seed_demo_org

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
 from devstack.kafka import start_tansu
 from teamkit.settings import KafkaSettings
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
+
 from devstack.moto_server import MotoServer, start_moto_thread
 from devstack.seed_aws import SeedResult, seed_demo_org
 from teamkit.settings import AwsSettings

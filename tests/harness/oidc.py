@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import uvicorn
+
 from devstack.demo_org import DEMO_ORG, DemoOrg
 from devstack.oidc_issuer import DevIssuer, SigningKey, build_issuer_app
 from teamkit.settings import OidcSettings

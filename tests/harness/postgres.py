@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 import pytest_asyncio
+
 from devstack.postgres import start_postgres
 from teamkit.db import normalise_url
 from teamkit.migrations import upgrade_to_head_async

@@ -5,8 +5,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import uvicorn
-from devstack.net import free_port
 from fastapi import FastAPI
+
+from devstack.net import free_port
 
 
 @contextlib.asynccontextmanager

@@ -5,6 +5,7 @@ from typing import ClassVar, Literal
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from teamkit.events.envelope import Event, EventData
 from teamkit.events.topics import topic_name
 from teamkit.settings import KafkaSettings

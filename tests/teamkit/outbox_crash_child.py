@@ -6,7 +6,6 @@ import signal
 import sys
 
 from teamkit import db, outbox
-
 from tests.teamkit.messaging_fixtures import ping
 
 

@@ -8,6 +8,10 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+from fastapi import Depends, FastAPI
+from joserfc.jwk import ECKey, RSAKey
+from joserfc.jws import JWSRegistry
+
 from devstack.net import free_port
 from devstack.oidc_issuer import (
     DevIssuer,
@@ -15,9 +19,6 @@ from devstack.oidc_issuer import (
     create_issuer_app,
     main,
 )
-from fastapi import Depends, FastAPI
-from joserfc.jwk import ECKey, RSAKey
-from joserfc.jws import JWSRegistry
 from teamkit.auth import (
     AdminPrincipal,
     AuditorPrincipal,
@@ -28,7 +29,6 @@ from teamkit.auth import (
 )
 from teamkit.problems import PROBLEM_JSON, install_problem_handlers
 from teamkit.settings import OidcSettings
-
 from tests.harness.oidc import RunningIssuer, serve_issuer
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ClientError
+
 from devstack.moto_server import MotoServer
 from teamkit.aws import DUMMY_CREDENTIAL, AwsClients
 from teamkit.settings import AwsSettings

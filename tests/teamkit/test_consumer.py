@@ -9,11 +9,11 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
 from teamkit import db, outbox
 from teamkit.events.topics import dead_letter_topic, topic_name
 from teamkit.kafka import ConsumerRunner, HandlerRegistry, create_producer, ensure_topics
 from teamkit.settings import KafkaSettings
-
 from tests.harness.postgres import MigratedDb
 from tests.harness.wait import eventually
 from tests.teamkit.messaging_fixtures import TEST_TOPIC, PingV1, ping, read_topic

@@ -5,6 +5,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
+
 from teamkit.events import (
     EVENT_ADAPTERS_BY_TOPIC,
     EVENT_CLASSES,

@@ -11,11 +11,11 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from teamkit import db, outbox
 from teamkit.kafka import create_producer, ensure_topics
 from teamkit.messaging_schema import outbox_message
 from teamkit.settings import KafkaSettings
-
 from tests.harness.postgres import MigratedDb
 from tests.harness.wait import eventually
 from tests.teamkit.messaging_fixtures import TEST_TOPIC, ids, ping, read_topic

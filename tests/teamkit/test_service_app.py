@@ -1,18 +1,25 @@
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import httpx
 import pytest_asyncio
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from teamkit import outbox
 from teamkit.app import ServiceSpec, create_service_app
 from teamkit.auth import AdminPrincipal, CurrentPrincipal
+from teamkit.events.envelope import Event, EventData
+from teamkit.kafka import HandlerRegistry
+from teamkit.logging import correlation_id
 from teamkit.problems import Conflict
 from teamkit.service_settings import ServiceSettings
 from teamkit.settings import KafkaSettings, OidcSettings, RuntimeSettings
-
 from tests.harness.postgres import MigratedDb
 from tests.harness.servers import serving
+from tests.harness.wait import eventually
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services/request/src/request_service/migrations"
 PROBLEM = "application/problem+json"
@@ -23,7 +30,33 @@ class Body(BaseModel):
     minutes: int = Field(gt=0)
 
 
+class ShellPingData(EventData):
+    note: str
+
+
+class ShellPingV1(Event):
+    topic: ClassVar[str] = "shell.events"
+    type: Literal["shell.pinged"] = "shell.pinged"
+    version: Literal[1] = 1
+    source: str = "shell"
+    data: ShellPingData
+
+
 router = APIRouter()
+registry = HandlerRegistry()
+seen_correlation_ids: list[str | None] = []
+
+
+@registry.on(ShellPingV1)
+async def on_ping(session: AsyncSession, event: ShellPingV1) -> None:
+    seen_correlation_ids.append(correlation_id.get())
+
+
+@router.post("/v1/pings", status_code=202)
+async def post_ping(request: Request) -> dict[str, str]:
+    async with request.state.sessionmaker() as session, session.begin():
+        event = await outbox.add(session, ShellPingV1(subject="p-1", data=ShellPingData(note="hi")))
+    return {"event_id": str(event.id), "correlation_id": str(event.correlation_id)}
 
 
 @router.post("/v1/things")
@@ -68,7 +101,8 @@ async def base_url(
         title="Shell",
         description="test service",
         emits="shell.events",
-        consumes=["other.events"],
+        consumes=["shell.events"],
+        registry=registry,
         migrations=MIGRATIONS,
         routers=[router],
     )
@@ -145,3 +179,16 @@ class TestServiceShell:
         async with httpx.AsyncClient(base_url=base_url) as client:
             answer = await client.get("/healthz", headers={"X-Correlation-ID": "abc-123"})
         assert answer.headers["x-correlation-id"] == "abc-123"
+
+    async def test_correlation_id_flows_from_http_through_kafka_into_the_consumer(
+        self, base_url: str
+    ) -> None:
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            answer = await client.post("/v1/pings", headers={"X-Correlation-ID": "flow-42"})
+        assert answer.status_code == 202
+        assert answer.json()["correlation_id"] == "flow-42"
+
+        async def consumed() -> None:
+            assert "flow-42" in seen_correlation_ids
+
+        await eventually(consumed, timeout=30)

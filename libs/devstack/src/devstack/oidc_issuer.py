@@ -44,9 +44,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
-from teamkit.settings import RuntimeSettings
 
 from devstack.demo_org import DEMO_ORG, DemoClient, DemoOrg, DemoUser
+from teamkit.settings import RuntimeSettings
 
 __all__ = [
     "DEFAULT_AUDIENCE",

@@ -15,10 +15,9 @@ from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
+from devstack.demo_org import DEMO_ORG, DemoAccount, DemoOrg, DemoPermissionSet, DemoUser
 from teamkit.aws import AwsClients
 from teamkit.settings import AwsSettings
-
-from devstack.demo_org import DEMO_ORG, DemoAccount, DemoOrg, DemoPermissionSet, DemoUser
 
 if TYPE_CHECKING:
     from types_aiobotocore_identitystore.client import IdentityStoreClient

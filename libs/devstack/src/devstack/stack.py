@@ -17,12 +17,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from teamkit.settings import AwsSettings
-
 from devstack.net import free_port, wait_http, wait_tcp
 from devstack.postgres import EmbeddedPostgres, start_postgres
 from devstack.processes import ManagedProcess, python_module
 from devstack.seed_aws import seed_demo_org
+from teamkit.settings import AwsSettings
 
 SERVICES: tuple[str, ...] = ("request", "policy", "lifecycle", "notify", "audit")
 

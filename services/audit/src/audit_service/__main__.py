@@ -2,10 +2,9 @@
 
 import sys
 
-from teamkit.entrypoint import run_service
-
 from audit_service.app import SPEC, create_app
 from audit_service.config import Settings
+from teamkit.entrypoint import run_service
 
 
 def main() -> None:

@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from fastapi import FastAPI
-from teamkit.app import ServiceSpec, create_service_app
-from teamkit.events.topics import Topic
 
 from audit_service.config import Settings
 from audit_service.consumers import registry
+from teamkit.app import ServiceSpec, create_service_app
+from teamkit.events.topics import Topic
 
 SPEC = ServiceSpec(
     name="audit",

@@ -2,10 +2,9 @@
 
 import sys
 
-from teamkit.entrypoint import run_service
-
 from notify_service.app import SPEC, create_app
 from notify_service.config import Settings
+from teamkit.entrypoint import run_service
 
 
 def main() -> None:

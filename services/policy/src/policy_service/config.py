@@ -1,6 +1,7 @@
 """Settings of the policy service: `POLICY_*` variables plus the shared blocks."""
 
 from pydantic_settings import SettingsConfigDict
+
 from teamkit.service_settings import ServiceSettings
 
 

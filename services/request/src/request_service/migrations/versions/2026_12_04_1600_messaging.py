@@ -8,6 +8,7 @@ Create Date: 2026-12-04 16:00:00
 from collections.abc import Sequence
 
 from alembic import op
+
 from teamkit.messaging_schema import create_messaging_schema, drop_messaging_schema
 
 revision: str = "request_0001"
