@@ -129,6 +129,7 @@ CLIENTS: tuple[DemoClient, ...] = (
     DemoClient(
         "request-service", "dev-request-secret", ("team.policy.evaluate", "team.directory.read")
     ),
+    DemoClient("policy-service", "dev-policy-secret", ("team.directory.read",)),
     DemoClient("lifecycle-service", "dev-lifecycle-secret", ("team.directory.read",)),
     DemoClient("notify-service", "dev-notify-secret", ("team.directory.read",)),
     DemoClient("audit-service", "dev-audit-secret", ("team.directory.read",)),

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from devstack.demo_org import DEMO_ORG
 from devstack.net import free_port, wait_http, wait_tcp
 from devstack.postgres import EmbeddedPostgres, start_postgres
 from devstack.processes import ManagedProcess, python_module
@@ -185,10 +186,14 @@ class Stack:
         }
         say("starting the five services ...")
         services: dict[str, str] = {}
+        secrets = {c.client_id: c.secret for c in DEMO_ORG.clients}
         for service in SERVICES:
             prefix = service.upper()
             env = {
                 **shared_env,
+                f"{prefix}_CLIENT_ID": f"{service}-service",
+                f"{prefix}_CLIENT_SECRET": secrets.get(f"{service}-service", ""),
+                "REQUEST_POLICY_URL": self.url("policy"),
                 f"{prefix}_DATABASE_URL": self.postgres.url(database_name(service)),
                 f"{prefix}_PORT": str(self.config.ports[service]),
                 f"{prefix}_HOST": "127.0.0.1",

@@ -20,6 +20,9 @@ class ServiceSettings(BaseSettings):
     OUTBOX_POLL_SECONDS: float = Field(default=1.0, gt=0)
     OUTBOX_BATCH_SIZE: int = Field(default=500, ge=1, le=10_000)
     OUTBOX_RETENTION_HOURS: int = Field(default=168, ge=1)
+    # This service's own OAuth2 client, for calls to other services (client credentials).
+    CLIENT_ID: str | None = None
+    CLIENT_SECRET: str | None = None
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
