@@ -50,3 +50,6 @@ compose-check:
 	@command -v docker-compose >/dev/null 2>&1 || { echo "docker-compose missing: apt-get install -y docker-compose"; exit 1; }
 	docker-compose -f docker-compose.yml config -q
 	@echo "docker-compose.yml is valid"
+
+bench: install
+	$(RUN) python -m bench.run $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)

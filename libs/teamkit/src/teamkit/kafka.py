@@ -177,6 +177,7 @@ class ConsumerRunner:
                 session_timeout_ms=self._settings.KAFKA_SESSION_TIMEOUT_MS,
                 heartbeat_interval_ms=self._settings.KAFKA_HEARTBEAT_INTERVAL_MS,
                 max_poll_records=500,
+                fetch_max_wait_ms=self._settings.KAFKA_FETCH_MAX_WAIT_MS,
             )
             try:
                 await consumer.start()

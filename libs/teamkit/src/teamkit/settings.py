@@ -25,6 +25,8 @@ class KafkaSettings(_Block):
     KAFKA_SESSION_TIMEOUT_MS: int = Field(default=10_000, ge=1_000)
     KAFKA_HEARTBEAT_INTERVAL_MS: int = Field(default=3_000, ge=100)
     KAFKA_TOPIC_PARTITIONS: int = Field(default=6, ge=1)
+    # How long the broker may hold a fetch open waiting for data: the floor of hop latency.
+    KAFKA_FETCH_MAX_WAIT_MS: int = Field(default=100, ge=0, le=10_000)
     KAFKA_CONSUMER_MAX_RETRIES: int = Field(default=5, ge=0)
     KAFKA_CONSUMER_RETRY_BACKOFF_MS: int = Field(default=200, ge=0)
 
