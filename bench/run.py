@@ -11,7 +11,11 @@ from bench.results import Figure, machine_facts, print_table, write_results
 from teamkit.logging import configure_logging
 
 #: Modules exposing `async def run(env: BenchEnv, *, quick: bool) -> list[Figure]`.
-BENCHES: tuple[str, ...] = ("bench.pipeline_hop",)
+BENCHES: tuple[str, ...] = (
+    "bench.pipeline_hop",
+    "bench.lifecycle_revoke_lag",
+    "bench.request_api",
+)
 
 
 def main() -> int:
