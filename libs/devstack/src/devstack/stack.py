@@ -194,6 +194,8 @@ class Stack:
                 f"{prefix}_CLIENT_ID": f"{service}-service",
                 f"{prefix}_CLIENT_SECRET": secrets.get(f"{service}-service", ""),
                 "REQUEST_POLICY_URL": self.url("policy"),
+                # The policy service seeds the demo policies into its empty database.
+                "POLICY_SEED_DEMO": "1",
                 f"{prefix}_DATABASE_URL": self.postgres.url(database_name(service)),
                 f"{prefix}_PORT": str(self.config.ports[service]),
                 f"{prefix}_HOST": "127.0.0.1",
