@@ -12,6 +12,7 @@ from teamkit.logging import configure_logging
 
 #: Modules exposing `async def run(env: BenchEnv, *, quick: bool) -> list[Figure]`.
 BENCHES: tuple[str, ...] = (
+    "bench.policy_directory",
     "bench.pipeline_hop",
     "bench.lifecycle_revoke_lag",
     "bench.request_api",

@@ -573,8 +573,6 @@ async def decide_request(
     # Separation of duties first: no policy call can make a self-decision acceptable.
     action = "approve" if approve else "reject"
     state_machine.check_not_self(_snapshot(row, decisions), decider, action=action)
-    if _comment_required(row) and not (body.comment and body.comment.strip()):
-        raise _field_error("comment", "the settings require a comment with every decision")
 
     check = await policy.check_approver(
         ApproverCheckRequest(
@@ -592,6 +590,9 @@ async def decide_request(
     )
     if not check.allowed and not visible:
         raise _not_found(request_id)
+    # Only after the caller is known to see the request: a 422 must not confirm that it exists.
+    if _comment_required(row) and not (body.comment and body.comment.strip()):
+        raise _field_error("comment", "the settings require a comment with every decision")
 
     now = utc_now()
     async with session.begin():

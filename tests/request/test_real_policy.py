@@ -103,7 +103,9 @@ async def test_submit_and_approve_with_the_real_policy_service(
         assert self_approval.status_code == 403
         outsider = await frank.post(f"/v1/requests/{created['id']}/approve")
         assert outsider.status_code == 404
-        approved = await carol.post(f"/v1/requests/{created['id']}/approve", json={})
+        approved = await carol.post(
+            f"/v1/requests/{created['id']}/approve", json={"comment": "ok for the rotation"}
+        )
         assert approved.status_code == 200, approved.text
         assert approved.json()["status"] == "approved"
 
