@@ -16,6 +16,7 @@ BENCHES: tuple[str, ...] = (
     "bench.pipeline_hop",
     "bench.lifecycle_revoke_lag",
     "bench.request_api",
+    "bench.audit_export",
 )
 
 

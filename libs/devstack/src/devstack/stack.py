@@ -51,6 +51,9 @@ class StackConfig:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     log_format: str = "console"
     ready_timeout: float = 90.0
+    # Per-service environment overrides, applied last (end-to-end tests point the lifecycle
+    # service at a fault proxy, notify at a recording Slack server, shorten timings, ...).
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def with_free_ports(cls, local_dir: Path) -> "StackConfig":
@@ -199,6 +202,7 @@ class Stack:
                 f"{prefix}_DATABASE_URL": self.postgres.url(database_name(service)),
                 f"{prefix}_PORT": str(self.config.ports[service]),
                 f"{prefix}_HOST": "127.0.0.1",
+                **self.config.extra_env.get(service, {}),
             }
             self._spawn(
                 ManagedProcess(
@@ -229,6 +233,26 @@ class Stack:
         }
         self.stack_file.write_text(json.dumps(self.description, indent=2) + "\n")
         return self.description
+
+    def process(self, name: str) -> ManagedProcess:
+        """The running child called `name` (a service, `kafka`, `aws` or `oidc`)."""
+        return next(p for p in self.processes if p.name == name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one child, as a crash would, and reap it."""
+        process = self.process(name)
+        if process.process is not None and process.alive():
+            process.process.kill()
+            process.process.wait(10)
+
+    def restart(self, name: str) -> None:
+        """Start a stopped or killed service again with the same environment; wait until ready."""
+        process = self.process(name)
+        process.stop()
+        process.start()
+        self.description.setdefault("pids", {})[name] = process.pid
+        if name in SERVICES:
+            self._wait_ready(name, self.url(name) + "/readyz")
 
     def _spawn(self, process: ManagedProcess) -> None:
         process.start()
