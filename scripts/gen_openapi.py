@@ -11,17 +11,22 @@ from pathlib import Path
 from typing import Any
 
 from teamkit.events.catalogue import events_document
+from teamkit.settings import OidcSettings
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "openapi"
 SERVICES = ("request", "policy", "lifecycle", "notify", "audit")
+DEFAULT_ISSUER: str = OidcSettings.model_fields["OIDC_ISSUER"].default
 
 
 def service_document(service: str) -> dict[str, Any]:
     """The OpenAPI document of one service, built without starting it."""
     app_module = importlib.import_module(f"{service}_service.app")
     config_module = importlib.import_module(f"{service}_service.config")
-    app = app_module.create_app(config_module.Settings())
+    # The committed document must not depend on the caller's environment: pin the issuer
+    # (it names the openIdConnect discovery URL) to the default, the `make run` issuer.
+    settings = config_module.Settings(oidc=OidcSettings(OIDC_ISSUER=DEFAULT_ISSUER))
+    app = app_module.create_app(settings)
     document: dict[str, Any] = app.openapi()
     return document
 

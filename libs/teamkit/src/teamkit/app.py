@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -33,7 +34,15 @@ from teamkit.logging import configure_logging, correlation_middleware
 from teamkit.metrics import ServiceMetrics
 from teamkit.migrations import upgrade_to_head_async
 from teamkit.outbox import OutboxRelay
-from teamkit.problems import PayloadTooLarge, install_problem_handlers, problem_response
+from teamkit.problems import (
+    PROBLEM_JSON,
+    PROBLEM_SCHEMA_REF,
+    PayloadTooLarge,
+    Problem,
+    install_problem_handlers,
+    problem_response,
+    problem_responses,
+)
 from teamkit.service_settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -240,6 +249,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     )
     app.state.spec = spec
     app.state.metrics = metrics
+    _install_openapi(app, issuer=settings.oidc.OIDC_ISSUER)
     install_problem_handlers(app)
     app.middleware("http")(correlation_middleware)
 
@@ -260,6 +270,81 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     for router in spec.routers:
         app.include_router(router)
     return app
+
+
+OIDC_SCHEME = "oidc"
+_OPERATIONS_TAG = {
+    "name": "operations",
+    "description": "Liveness, readiness (dependency checks, consumer lag) and Prometheus metrics.",
+}
+#: Problems any operation that takes a bearer token can answer (the issuer may be unreachable).
+_SECURED_PROBLEMS = (401, 503)
+
+
+def _install_openapi(app: FastAPI, *, issuer: str) -> None:
+    """Wrap `app.openapi` so the document is finished once, then cached as FastAPI does."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        finish_openapi(document, issuer=issuer)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def finish_openapi(document: dict[str, Any], *, issuer: str) -> None:
+    """Make a FastAPI document fit for client generation, in place.
+
+    Adds the shared `Problem` schema, turns FastAPI's default 422 (`HTTPValidationError`, which
+    this API never sends) into a problem+json answer, declares 401/503 problems on every secured
+    operation that does not already, gives every secured operation's error statuses declared
+    without a body the Problem body, adds an `openIdConnect` scheme as an alternative to the
+    `bearer` one, and describes the `operations` tag.
+    """
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem_schema.pop("$defs", {}))
+    schemas["Problem"] = problem_schema
+    problem_content = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}
+
+    schemes = components.setdefault("securitySchemes", {})
+    if "bearer" in schemes:
+        schemes[OIDC_SCHEME] = {
+            "type": "openIdConnect",
+            "openIdConnectUrl": issuer.rstrip("/") + "/.well-known/openid-configuration",
+            "description": "The same access token as `bearer`, described by the issuer's "
+            "discovery document (authorization code for people, client credentials for "
+            "integrations).",
+        }
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            validation = responses.get("422")
+            if validation is not None and "application/json" in validation.get("content", {}):
+                validation["content"] = dict(problem_content)
+                validation["description"] = problem_responses(422)[422]["description"]
+            security: list[dict[str, list[str]]] = operation.get("security", [])
+            if {"bearer": []} in security:
+                if OIDC_SCHEME in schemes and {OIDC_SCHEME: []} not in security:
+                    security.append({OIDC_SCHEME: []})
+                for status, entry in problem_responses(*_SECURED_PROBLEMS).items():
+                    responses.setdefault(str(status), entry)
+                # Errors of API routes are always problem+json: a declared status without a
+                # body schema (a bare `{"description": ...}`) gets the Problem one.
+                for status, entry in responses.items():
+                    if status[0] in "45" and not entry.get("content"):
+                        entry["content"] = dict(problem_content)
+            operation["responses"] = dict(sorted(responses.items()))
+    for unused in ("HTTPValidationError", "ValidationError"):  # the first refers to the second
+        if f'"#/components/schemas/{unused}"' not in json.dumps(document):
+            schemas.pop(unused, None)
+    tags: list[dict[str, Any]] = document.setdefault("tags", [])
+    if not any(tag.get("name") == "operations" for tag in tags):
+        tags.append(dict(_OPERATIONS_TAG))
 
 
 def health_router() -> APIRouter:

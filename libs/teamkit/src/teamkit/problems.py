@@ -8,10 +8,13 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://team.example/problems/"
+#: Where routes point for the shared Problem schema (the app adds it to every document).
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 
 log = structlog.get_logger(__name__)
 
@@ -117,6 +120,85 @@ class ServiceUnavailable(ProblemError):
     status = 503
     type = TYPE_BASE + "unavailable"
     title = "Service unavailable"
+
+
+class FieldError(BaseModel):
+    """One validation failure of a 422 problem: where, what and the pydantic error type."""
+
+    loc: list[str | int] = Field(description="Path to the value, e.g. ['body', 'account_id'].")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: every 4xx/5xx answer of every service has this shape.
+
+    Extensions sit beside the standard members: `errors` (422 validation), `reasons` (a denied
+    request), `existing_request_id` (409 duplicate), `required_scopes` (403 scope) and others
+    named in each operation's description. Clients must ignore extensions they do not know.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": TYPE_BASE + "conflict",
+                    "title": "Conflict",
+                    "status": 409,
+                    "detail": "The request is approved; only pending requests can be approved.",
+                    "instance": "/v1/requests/0b9d5a52-6f0e-4a43-9a55-3f0c2b1f7c11/approve",
+                }
+            ]
+        },
+    )
+
+    type: str = Field(description="URI naming the problem kind; stable, compare on it.")
+    title: str = Field(description="Short human summary of the problem kind.")
+    status: int = Field(description="The HTTP status code, repeated.")
+    detail: str = Field(description="What went wrong in this occurrence and how to fix it.")
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[FieldError] | None = Field(
+        default=None, description="422 only: every validation failure."
+    )
+
+
+#: What a status means when a route does not say more.
+_STATUS_DESCRIPTIONS: dict[int, str] = {
+    400: "Malformed request, e.g. a cursor this API did not return.",
+    401: "No valid bearer token; the WWW-Authenticate header says why.",
+    403: "Authenticated, but the caller's role or scopes do not allow this.",
+    404: "No such resource, or it is not visible to the caller.",
+    409: "The resource's current state forbids this change.",
+    413: "The body is larger than the service accepts.",
+    422: "The request fails validation; `errors` lists every problem.",
+    428: "A precondition header (If-Match) is required.",
+    500: "Unexpected server error (logged; no internals are returned).",
+    503: "A dependency is unavailable; retry later (see Retry-After).",
+}
+
+
+def problem_responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries declaring `application/problem+json` answers with the Problem schema.
+
+    `descriptions` overrides the generic text of a status for this route. The `Problem` schema
+    itself is added to the document by `teamkit.app` (see `PROBLEM_SCHEMA_REF`).
+    """
+    overrides = dict(descriptions or {})
+    unknown = set(overrides) - set(statuses)
+    if unknown:
+        raise ValueError(f"descriptions for undeclared statuses: {sorted(unknown)}")
+    return {
+        status: {
+            "description": overrides.get(
+                status, _STATUS_DESCRIPTIONS.get(status, HTTPStatus(status).phrase)
+            ),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+        }
+        for status in statuses
+    }
 
 
 def problem_response(

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from teamkit.events.common import AccountRef, PermissionSetRef, RequestStatus
 
@@ -48,6 +49,21 @@ class _Body(BaseModel):
 class SubmitRequest(_Body):
     """A request for one permission set on one account for a window."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "account_id": "111111111111",
+                    "permission_set": "AdministratorAccess",
+                    "start": "2026-12-07T09:00:00+01:00",
+                    "duration_minutes": 60,
+                    "justification": "Restart the stuck payment workers (INC-4711).",
+                    "ticket": "INC-4711",
+                }
+            ]
+        }
+    )
+
     account_id: Annotated[str, Field(pattern=r"^\d{12}$", examples=["111111111111"])]
     permission_set: Annotated[
         Line,
@@ -75,11 +91,22 @@ class SubmitRequest(_Body):
 class CommentBody(_Body):
     """An optional comment (required when the settings say so)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"comment": "Done early, thanks."}]})
+
     comment: Annotated[Text, Field(max_length=MAX_COMMENT)] | None = None
 
 
 class DecisionBody(CommentBody):
     """An approver's decision; integrations name the person they relay."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"comment": "Matches INC-4711; go ahead."},
+                {"comment": "Approved in the change board.", "on_behalf_of": "bob"},
+            ]
+        }
+    )
 
     on_behalf_of: Username | None = Field(
         default=None,
@@ -116,8 +143,64 @@ class DecisionOut(BaseModel):
     decided_at: datetime
 
 
+_REQUEST_EXAMPLE: JsonDict = {
+    "id": "0b9d5a52-6f0e-4a43-9a55-3f0c2b1f7c11",
+    "status": "scheduled",
+    "status_reason": None,
+    "requester": {
+        "user_id": "9067e2b4-2011-70aa-0a5e-1d1a2c3b4d5e",
+        "username": "alice",
+        "email": "alice@example.com",
+        "time_zone": "Europe/Berlin",
+    },
+    "requested_by_client_id": None,
+    "account": {"id": "111111111111", "name": "payments-prod", "ou_path": ["r-root", "ou-prod"]},
+    "permission_set": {
+        "arn": "arn:aws:sso:::permissionSet/ssoins-1111111111111111/ps-1111111111111111",
+        "name": "AdministratorAccess",
+        "session_duration_minutes": 60,
+    },
+    "start": "2026-12-07T08:00:00Z",
+    "end": "2026-12-07T09:00:00Z",
+    "duration_minutes": 60,
+    "justification": "Restart the stuck payment workers (INC-4711).",
+    "ticket": "INC-4711",
+    "approval_required": True,
+    "approvals_needed": 1,
+    "auto_approved": False,
+    "approvals": [
+        {
+            "approver": "bob",
+            "approver_user_id": "9067e2b4-2011-70aa-0a5e-6f7a8b9c0d1e",
+            "decision": "approved",
+            "comment": "Matches INC-4711; go ahead.",
+            "client_id": None,
+            "decided_at": "2026-12-07T07:55:12Z",
+        }
+    ],
+    "approvers": [
+        {
+            "user_id": "9067e2b4-2011-70aa-0a5e-6f7a8b9c0d1e",
+            "username": "bob",
+            "email": "bob@example.com",
+        }
+    ],
+    "pending_approvers": [],
+    "matched_policy_ids": ["6a1f4e9c-0d63-4c0b-9f5e-2b7d8c1e3a40"],
+    "approval_deadline": None,
+    "revoke_requested_at": None,
+    "requested_at": "2026-12-07T07:50:03Z",
+    "approved_at": "2026-12-07T07:55:12Z",
+    "scheduled_at": "2026-12-07T07:55:13Z",
+    "granted_at": None,
+    "ended_at": None,
+}
+
+
 class RequestOut(BaseModel):
     """A request as its requester, approvers, admins and auditors see it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_REQUEST_EXAMPLE]})
 
     id: UUID
     status: RequestStatus
@@ -153,6 +236,10 @@ class RequestOut(BaseModel):
 
 class RequestPage(BaseModel):
     """One page of requests; pass `next_cursor` as `cursor` for the next (null: last page)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_REQUEST_EXAMPLE], "next_cursor": None}]}
+    )
 
     items: list[RequestOut]
     next_cursor: str | None

@@ -21,13 +21,12 @@ from lifecycle_service.schemas import (
     TimerOut,
 )
 from teamkit.auth import AdminPrincipal, CurrentPrincipal
-from teamkit.problems import Forbidden
+from teamkit.problems import Forbidden, problem_responses
 
 router = APIRouter(prefix="/v1/grants", tags=["grants"])
 
-_FORBIDDEN: dict[int | str, dict[str, Any]] = {
-    403: {"description": "Needs the admin or auditor role."}
-}
+_OPERATOR = "Needs the admin or auditor role."
+_NO_GRANT = "No grant for this request (`grant-not-found`)."
 
 
 def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -82,7 +81,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     "",
     operation_id="list_grants",
     summary="List grants",
-    responses={**_FORBIDDEN, 400: {"description": "Invalid cursor."}},
+    responses=problem_responses(
+        400,
+        403,
+        422,
+        descriptions={400: "A cursor this API did not return (`invalid-cursor`).", 403: _OPERATOR},
+    ),
 )
 async def list_grants(
     request: Request,
@@ -116,7 +120,7 @@ async def list_grants(
     "/{request_id}",
     operation_id="get_grant",
     summary="One grant with its timeline",
-    responses={**_FORBIDDEN, 404: {"description": "No grant for this request."}},
+    responses=problem_responses(403, 404, 422, descriptions={403: _OPERATOR, 404: _NO_GRANT}),
 )
 async def get_grant(request: Request, principal: CurrentPrincipal, request_id: UUID) -> GrantDetail:
     """The grant with its timers and Identity Center calls (with AWS request ids)."""
@@ -164,11 +168,17 @@ async def get_grant(request: Request, principal: CurrentPrincipal, request_id: U
     operation_id="retry_grant",
     summary="Retry a grant in error",
     status_code=202,
-    responses={
-        403: {"description": "Needs the admin role."},
-        404: {"description": "No grant for this request."},
-        409: {"description": "The grant is not in error, or its window is over."},
-    },
+    responses=problem_responses(
+        403,
+        404,
+        409,
+        422,
+        descriptions={
+            403: "Needs the admin role.",
+            404: _NO_GRANT,
+            409: "The grant is not in error, or its window is over (`grant-not-retryable`).",
+        },
+    ),
 )
 async def retry_grant(request: Request, admin: AdminPrincipal, request_id: UUID) -> GrantOut:
     """Reschedule a failed grant (start now) or run a failed revoke again (admin)."""

@@ -10,7 +10,7 @@ from lifecycle_service.errors import NoReconciliation, WorkersDisabled
 from lifecycle_service.reconciler import Reconciler
 from lifecycle_service.schemas import ReconciliationOut
 from teamkit.auth import AdminPrincipal, CurrentPrincipal
-from teamkit.problems import Forbidden
+from teamkit.problems import Forbidden, problem_responses
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
 
@@ -34,10 +34,15 @@ def _report(row: Any) -> ReconciliationOut:
     operation_id="start_reconciliation",
     summary="Start a reconciliation",
     status_code=202,
-    responses={
-        403: {"description": "Needs the admin role."},
-        503: {"description": "This process runs without workers."},
-    },
+    responses=problem_responses(
+        403,
+        503,
+        descriptions={
+            403: "Needs the admin role.",
+            503: "This replica runs without workers (`workers-disabled`), or the issuer is "
+            "unreachable.",
+        },
+    ),
 )
 async def start_reconciliation(request: Request, admin: AdminPrincipal) -> ReconciliationOut:
     """Compare the ledger with Identity Center now and repair drift (admin); runs in background."""
@@ -58,9 +63,16 @@ async def start_reconciliation(request: Request, admin: AdminPrincipal) -> Recon
 
 @router.get(
     "/latest",
-    operation_id="latest_reconciliation",
+    operation_id="get_latest_reconciliation",
     summary="The latest reconciliation report",
-    responses={403: {"description": "Needs the admin or auditor role."}, 404: {}},
+    responses=problem_responses(
+        403,
+        404,
+        descriptions={
+            403: "Needs the admin or auditor role.",
+            404: "No reconciliation has run yet (`no-reconciliation`).",
+        },
+    ),
 )
 async def latest_reconciliation(request: Request, principal: CurrentPrincipal) -> ReconciliationOut:
     """The most recent run (admin or auditor): status, tuples checked, repairs and errors."""

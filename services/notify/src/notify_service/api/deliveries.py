@@ -15,17 +15,25 @@ from notify_service.schemas import (
     Page,
 )
 from teamkit.auth import AdminPrincipal
+from teamkit.problems import problem_responses
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
-_PROBLEMS: dict[int | str, dict[str, str]] = {
-    400: {"description": "Invalid cursor."},
-    401: {"description": "No valid bearer token."},
-    403: {"description": "Not an admin."},
-}
+_PROBLEMS = problem_responses(
+    400,
+    401,
+    403,
+    422,
+    descriptions={
+        400: "A cursor this API did not return (`invalid-cursor`).",
+        403: "Not an admin.",
+    },
+)
 
 
-@router.get("", operation_id="list_deliveries", responses=_PROBLEMS)
+@router.get(
+    "", operation_id="list_deliveries", summary="List notification deliveries", responses=_PROBLEMS
+)
 async def list_deliveries(
     session: SessionDep,
     _admin: AdminPrincipal,

@@ -9,17 +9,21 @@ from notify_service import service
 from notify_service.dependencies import SessionDep
 from notify_service.schemas import Page, WebhookCreate, WebhookCreated, WebhookOut, WebhookUpdate
 from teamkit.auth import AdminPrincipal
+from teamkit.problems import problem_responses
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
-_AUTH: dict[int | str, dict[str, str]] = {
-    401: {"description": "No valid bearer token."},
-    403: {"description": "Not an admin."},
-}
-_NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such webhook."}}
+_ADMIN = {403: "Not an admin."}
+_NOT_FOUND = {**_ADMIN, 404: "No such webhook (`webhook-not-found`)."}
 
 
-@router.post("", status_code=201, operation_id="create_webhook", responses=_AUTH)
+@router.post(
+    "",
+    status_code=201,
+    operation_id="create_webhook",
+    summary="Subscribe a webhook",
+    responses=problem_responses(401, 403, 422, descriptions=_ADMIN),
+)
 async def create_webhook(
     body: WebhookCreate, session: SessionDep, admin: AdminPrincipal
 ) -> WebhookCreated:
@@ -28,7 +32,16 @@ async def create_webhook(
 
 
 @router.get(
-    "", operation_id="list_webhooks", responses={**_AUTH, 400: {"description": "Bad cursor."}}
+    "",
+    operation_id="list_webhooks",
+    summary="List webhook subscriptions",
+    responses=problem_responses(
+        400,
+        401,
+        403,
+        422,
+        descriptions={**_ADMIN, 400: "A cursor this API did not return (`invalid-cursor`)."},
+    ),
 )
 async def list_webhooks(
     session: SessionDep,
@@ -40,13 +53,23 @@ async def list_webhooks(
     return await service.list_webhooks(session, limit=limit, cursor=cursor)
 
 
-@router.get("/{webhook_id}", operation_id="get_webhook", responses={**_AUTH, **_NOT_FOUND})
+@router.get(
+    "/{webhook_id}",
+    operation_id="get_webhook",
+    summary="Read a webhook subscription",
+    responses=problem_responses(401, 403, 404, 422, descriptions=_NOT_FOUND),
+)
 async def get_webhook(webhook_id: UUID, session: SessionDep, _admin: AdminPrincipal) -> WebhookOut:
     """One webhook subscription, without its secret."""
     return await service.get_webhook(session, webhook_id=webhook_id)
 
 
-@router.patch("/{webhook_id}", operation_id="update_webhook", responses={**_AUTH, **_NOT_FOUND})
+@router.patch(
+    "/{webhook_id}",
+    operation_id="update_webhook",
+    summary="Change a webhook subscription",
+    responses=problem_responses(401, 403, 404, 422, descriptions=_NOT_FOUND),
+)
 async def update_webhook(
     webhook_id: UUID, body: WebhookUpdate, session: SessionDep, _admin: AdminPrincipal
 ) -> WebhookOut:
@@ -58,7 +81,8 @@ async def update_webhook(
     "/{webhook_id}",
     status_code=204,
     operation_id="delete_webhook",
-    responses={**_AUTH, **_NOT_FOUND},
+    summary="Delete a webhook subscription",
+    responses=problem_responses(401, 403, 404, 422, descriptions=_NOT_FOUND),
 )
 async def delete_webhook(webhook_id: UUID, session: SessionDep, _admin: AdminPrincipal) -> Response:
     """Remove a subscription; its pending deliveries are skipped."""

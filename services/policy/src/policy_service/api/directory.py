@@ -22,6 +22,7 @@ from policy_service.schemas import (
     RefreshResult,
     UserView,
 )
+from teamkit.problems import problem_responses
 
 router = APIRouter(prefix="/v1/directory", tags=["directory"])
 
@@ -31,9 +32,17 @@ Search = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=2048)]
+_READ = problem_responses(
+    403,
+    422,
+    descriptions={
+        403: "Needs the admin or auditor role, or scope team.directory.read.",
+        422: "Invalid query, or a cursor this API did not return (`bad-cursor`).",
+    },
+)
 
 
-@router.get("/accounts", operation_id="list_accounts")
+@router.get("/accounts", operation_id="list_accounts", summary="Search accounts", responses=_READ)
 async def list_accounts(
     _: DirectoryReaderPrincipal,
     session: SessionDep,
@@ -48,7 +57,7 @@ async def list_accounts(
     return page
 
 
-@router.get("/ous", operation_id="list_ous")
+@router.get("/ous", operation_id="list_ous", summary="Search organizational units", responses=_READ)
 async def list_ous(
     _: DirectoryReaderPrincipal,
     session: SessionDep,
@@ -63,7 +72,12 @@ async def list_ous(
     return page
 
 
-@router.get("/permission-sets", operation_id="list_permission_sets")
+@router.get(
+    "/permission-sets",
+    operation_id="list_permission_sets",
+    summary="Search permission sets",
+    responses=_READ,
+)
 async def list_permission_sets(
     _: DirectoryReaderPrincipal,
     session: SessionDep,
@@ -78,7 +92,7 @@ async def list_permission_sets(
     return page
 
 
-@router.get("/users", operation_id="list_users")
+@router.get("/users", operation_id="list_users", summary="Search users", responses=_READ)
 async def list_users(
     _: DirectoryReaderPrincipal,
     session: SessionDep,
@@ -93,7 +107,7 @@ async def list_users(
     return page
 
 
-@router.get("/groups", operation_id="list_groups")
+@router.get("/groups", operation_id="list_groups", summary="Search groups", responses=_READ)
 async def list_groups(
     _: DirectoryReaderPrincipal,
     session: SessionDep,
@@ -108,7 +122,14 @@ async def list_groups(
     return page
 
 
-@router.get("/status", operation_id="directory_status")
+@router.get(
+    "/status",
+    operation_id="get_directory_status",
+    summary="Directory cache status",
+    responses=problem_responses(
+        403, descriptions={403: "Needs the admin or auditor role, or scope team.directory.read."}
+    ),
+)
 async def directory_status(
     _: DirectoryReaderPrincipal, session: SessionDep, refresher: RefresherDep
 ) -> DirectoryStatus:
@@ -119,7 +140,10 @@ async def directory_status(
 @router.post(
     "/refresh",
     operation_id="refresh_directory",
-    responses={403: {"description": "Needs the admin role or scope team.policies.admin."}},
+    summary="Refresh the directory cache",
+    responses=problem_responses(
+        403, descriptions={403: "Needs the admin role or scope team.policies.admin."}
+    ),
 )
 async def refresh_directory(
     principal: PolicyAdmin, session: SessionDep, refresher: RefresherDep, config: SettingsDep

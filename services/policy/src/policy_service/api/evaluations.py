@@ -1,6 +1,6 @@
 """Decisions: evaluations and approver checks (service clients, admins), own entitlements."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
@@ -15,15 +15,21 @@ from teamkit.contracts.policy import (
     EvaluationDecision,
     EvaluationRequest,
 )
+from teamkit.problems import problem_responses
 
 router = APIRouter(tags=["decisions"])
 
-_EVALUATOR: dict[int | str, dict[str, Any]] = {
-    403: {"description": "Needs scope team.policy.evaluate or the admin role."}
-}
+_EVALUATOR = problem_responses(
+    403, 422, descriptions={403: "Needs scope team.policy.evaluate or the admin role."}
+)
 
 
-@router.post("/v1/evaluations", operation_id="evaluate", responses=_EVALUATOR)
+@router.post(
+    "/v1/evaluations",
+    operation_id="evaluate_request",
+    summary="Evaluate a prospective request",
+    responses=_EVALUATOR,
+)
 async def evaluate(
     body: EvaluationRequest, _: Evaluator, session: SessionDep, config: SettingsDep
 ) -> EvaluationDecision:
@@ -34,7 +40,12 @@ async def evaluate(
     return await service.evaluate_request(session, body=body, by_email=config.USER_MATCH == "email")
 
 
-@router.post("/v1/approver-checks", operation_id="check_approver", responses=_EVALUATOR)
+@router.post(
+    "/v1/approver-checks",
+    operation_id="check_approver",
+    summary="Check an approver, live",
+    responses=_EVALUATOR,
+)
 async def check_approver(
     body: ApproverCheckRequest,
     _: Evaluator,
@@ -54,12 +65,17 @@ async def check_approver(
 
 @router.get(
     "/v1/me/entitlements",
-    operation_id="my_entitlements",
+    operation_id="get_my_entitlements",
+    summary="What I may request",
     response_model=Entitlements,
-    responses={
-        403: {"description": "A client token: entitlements belong to people."},
-        404: {"description": "The caller has no Identity Center user."},
-    },
+    responses=problem_responses(
+        403,
+        404,
+        descriptions={
+            403: "A client token: entitlements belong to people.",
+            404: "The caller has no Identity Center user (`unknown-user`).",
+        },
+    ),
 )
 async def my_entitlements(
     principal: CurrentPrincipal, session: SessionDep, config: SettingsDep

@@ -1,6 +1,6 @@
 """CRUD of eligibility and approver policies (admin writes; admins and auditors read)."""
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
@@ -23,19 +23,30 @@ from policy_service.schemas import (
     EligibilityPolicyUpdate,
     Page,
 )
+from teamkit.problems import problem_responses
 
 eligibility_router = APIRouter(prefix="/v1/eligibility-policies", tags=["eligibility policies"])
 approver_router = APIRouter(prefix="/v1/approver-policies", tags=["approver policies"])
 
-_WRITE: dict[int | str, dict[str, Any]] = {
-    403: {"description": "Not an admin and no scope team.policies.admin."},
-    422: {"description": "Invalid body, unknown directory ids, or a value above a limit."},
+_DESCRIPTIONS = {
+    403: "Not an admin and no scope team.policies.admin.",
+    404: "No such policy.",
+    409: "The version is stale: someone changed the policy meanwhile.",
+    422: "Invalid body, unknown directory ids (`unknown-references`), or a value above a limit.",
+    428: "Neither If-Match nor `version` says which version you replace.",
 }
-_VERSIONED: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such policy."},
-    409: {"description": "The version is stale: someone changed the policy meanwhile."},
-    428: {"description": "Neither If-Match nor `version` says which version you replace."},
+_READ_DESCRIPTIONS = {
+    403: "Needs the admin or auditor role, or scope team.policies.admin.",
+    404: "No such policy.",
+    422: "Invalid query, or a cursor this API did not return (`bad-cursor`).",
 }
+_CREATE = problem_responses(403, 422, descriptions={s: _DESCRIPTIONS[s] for s in (403, 422)})
+_LIST = problem_responses(403, 422, descriptions={s: _READ_DESCRIPTIONS[s] for s in (403, 422)})
+_GET = problem_responses(403, 404, descriptions={s: _READ_DESCRIPTIONS[s] for s in (403, 404)})
+_UPDATE = problem_responses(403, 404, 409, 422, 428, descriptions=_DESCRIPTIONS)
+_DELETE = problem_responses(
+    403, 404, 409, descriptions={s: _DESCRIPTIONS[s] for s in (403, 404, 409)}
+)
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=2048)]
 
@@ -44,7 +55,11 @@ Cursor = Annotated[str | None, Query(max_length=2048)]
 
 
 @eligibility_router.post(
-    "", status_code=201, operation_id="create_eligibility_policy", responses=_WRITE
+    "",
+    status_code=201,
+    operation_id="create_eligibility_policy",
+    summary="Create an eligibility policy",
+    responses=_CREATE,
 )
 async def create_eligibility_policy(
     body: EligibilityPolicyIn,
@@ -60,7 +75,12 @@ async def create_eligibility_policy(
     return created
 
 
-@eligibility_router.get("", operation_id="list_eligibility_policies")
+@eligibility_router.get(
+    "",
+    operation_id="list_eligibility_policies",
+    summary="List eligibility policies",
+    responses=_LIST,
+)
 async def list_eligibility_policies(
     _: PolicyReader, session: SessionDep, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[EligibilityPolicy]:
@@ -69,7 +89,10 @@ async def list_eligibility_policies(
 
 
 @eligibility_router.get(
-    "/{policy_id}", operation_id="get_eligibility_policy", responses={404: _VERSIONED[404]}
+    "/{policy_id}",
+    operation_id="get_eligibility_policy",
+    summary="Read an eligibility policy",
+    responses=_GET,
 )
 async def get_eligibility_policy(
     policy_id: UUID, _: PolicyReader, session: SessionDep, response: Response
@@ -83,7 +106,8 @@ async def get_eligibility_policy(
 @eligibility_router.put(
     "/{policy_id}",
     operation_id="update_eligibility_policy",
-    responses={**_WRITE, **_VERSIONED},
+    summary="Replace an eligibility policy",
+    responses=_UPDATE,
 )
 async def update_eligibility_policy(
     policy_id: UUID,
@@ -112,7 +136,8 @@ async def update_eligibility_policy(
     "/{policy_id}",
     status_code=204,
     operation_id="delete_eligibility_policy",
-    responses={403: _WRITE[403], 404: _VERSIONED[404], 409: _VERSIONED[409]},
+    summary="Delete an eligibility policy",
+    responses=_DELETE,
 )
 async def delete_eligibility_policy(
     policy_id: UUID,
@@ -132,7 +157,13 @@ async def delete_eligibility_policy(
 # -- approver ------------------------------------------------------------------------------------
 
 
-@approver_router.post("", status_code=201, operation_id="create_approver_policy", responses=_WRITE)
+@approver_router.post(
+    "",
+    status_code=201,
+    operation_id="create_approver_policy",
+    summary="Create an approver policy",
+    responses=_CREATE,
+)
 async def create_approver_policy(
     body: ApproverPolicyIn,
     principal: PolicyAdmin,
@@ -147,7 +178,12 @@ async def create_approver_policy(
     return created
 
 
-@approver_router.get("", operation_id="list_approver_policies")
+@approver_router.get(
+    "",
+    operation_id="list_approver_policies",
+    summary="List approver policies",
+    responses=_LIST,
+)
 async def list_approver_policies(
     _: PolicyReader, session: SessionDep, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[ApproverPolicy]:
@@ -156,7 +192,10 @@ async def list_approver_policies(
 
 
 @approver_router.get(
-    "/{policy_id}", operation_id="get_approver_policy", responses={404: _VERSIONED[404]}
+    "/{policy_id}",
+    operation_id="get_approver_policy",
+    summary="Read an approver policy",
+    responses=_GET,
 )
 async def get_approver_policy(
     policy_id: UUID, _: PolicyReader, session: SessionDep, response: Response
@@ -168,7 +207,10 @@ async def get_approver_policy(
 
 
 @approver_router.put(
-    "/{policy_id}", operation_id="update_approver_policy", responses={**_WRITE, **_VERSIONED}
+    "/{policy_id}",
+    operation_id="update_approver_policy",
+    summary="Replace an approver policy",
+    responses=_UPDATE,
 )
 async def update_approver_policy(
     policy_id: UUID,
@@ -197,7 +239,8 @@ async def update_approver_policy(
     "/{policy_id}",
     status_code=204,
     operation_id="delete_approver_policy",
-    responses={403: _WRITE[403], 404: _VERSIONED[404], 409: _VERSIONED[409]},
+    summary="Delete an approver policy",
+    responses=_DELETE,
 )
 async def delete_approver_policy(
     policy_id: UUID,

@@ -6,11 +6,12 @@ from policy_service import service
 from policy_service.dependencies import IfMatch, PolicyAdmin, SessionDep, SettingsDep, etag
 from policy_service.schemas import SettingsUpdate, SettingsView
 from teamkit.auth import CurrentPrincipal
+from teamkit.problems import problem_responses
 
 router = APIRouter(prefix="/v1/settings", tags=["settings"])
 
 
-@router.get("", operation_id="get_settings")
+@router.get("", operation_id="get_settings", summary="Read the settings")
 async def get_settings(
     _: CurrentPrincipal, session: SessionDep, response: Response
 ) -> SettingsView:
@@ -23,12 +24,19 @@ async def get_settings(
 @router.put(
     "",
     operation_id="update_settings",
-    responses={
-        403: {"description": "Not an admin and no scope team.policies.admin."},
-        409: {"description": "The version is stale: someone changed the settings meanwhile."},
-        422: {"description": "Invalid or unknown field (secrets are never accepted here)."},
-        428: {"description": "Neither If-Match nor `version` says which version you replace."},
-    },
+    summary="Replace the settings",
+    responses=problem_responses(
+        403,
+        409,
+        422,
+        428,
+        descriptions={
+            403: "Not an admin and no scope team.policies.admin.",
+            409: "The version is stale: someone changed the settings meanwhile.",
+            422: "Invalid or unknown field (secrets are never accepted here).",
+            428: "Neither If-Match nor `version` says which version you replace.",
+        },
+    ),
 )
 async def update_settings(
     body: SettingsUpdate,

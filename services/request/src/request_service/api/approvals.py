@@ -5,12 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from request_service import repository
-from request_service.api.render import page_of, problems
+from request_service.api.render import page_of
 from request_service.dependencies import SessionDep
 from request_service.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor
 from request_service.schemas import RequestPage
 from teamkit.auth import CurrentPrincipal
-from teamkit.problems import Forbidden
+from teamkit.problems import Forbidden, problem_responses
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
     "",
     operation_id="list_my_approvals",
     summary="My approval inbox",
-    responses=problems(401, 403, 422),
+    responses=problem_responses(401, 403, 422),
 )
 async def inbox(
     principal: CurrentPrincipal,

@@ -1,6 +1,6 @@
 """Turn stored rows into the API's response models."""
 
-from typing import Any, Literal, cast
+from typing import Literal, cast
 from uuid import UUID
 
 from request_service.models import AccessRequest, RequestDecision
@@ -13,16 +13,6 @@ from request_service.schemas import (
     RequestPage,
 )
 from teamkit.events.common import AccountRef, PermissionSetRef, RequestStatus
-from teamkit.problems import (
-    Conflict,
-    Forbidden,
-    NotFound,
-    ServiceUnavailable,
-    Unauthorized,
-    Unprocessable,
-)
-
-PROBLEM_JSON = "application/problem+json"
 
 
 def request_out(row: AccessRequest, decisions: list[RequestDecision]) -> RequestOut:
@@ -92,22 +82,3 @@ def page_of(
     return RequestPage(
         items=[request_out(row, decisions[row.id]) for row in items], next_cursor=next_cursor
     )
-
-
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entries for the problem statuses a route may answer."""
-    described = {
-        401: Unauthorized.title,
-        403: Forbidden.title,
-        404: NotFound.title,
-        409: Conflict.title,
-        422: Unprocessable.title,
-        503: ServiceUnavailable.title,
-    }
-    return {
-        status: {
-            "description": described.get(status, "Problem"),
-            "content": {PROBLEM_JSON: {"schema": {"type": "object"}}},
-        }
-        for status in statuses
-    }

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from request_service import repository, service
-from request_service.api.render import page_of, problems, request_out
+from request_service.api.render import page_of, request_out
 from request_service.dependencies import PolicyDep, SessionDep, SettingsDep
 from request_service.models import RequestDecision
 from request_service.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor
@@ -21,7 +21,7 @@ from request_service.schemas import (
 )
 from teamkit.auth import CurrentPrincipal
 from teamkit.events.common import RequestStatus
-from teamkit.problems import Forbidden
+from teamkit.problems import Forbidden, problem_responses
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 
@@ -36,6 +36,32 @@ IdempotencyKey = Annotated[
         "request (200); with a different body, 409. Printable ASCII, at most 255 characters.",
     ),
 ]
+_END_PROBLEMS = problem_responses(
+    401,
+    403,
+    404,
+    409,
+    422,
+    descriptions={
+        409: "The status does not allow it (`invalid-transition`, with `current_status`).",
+        422: "Invalid body, or a comment the settings require is missing.",
+    },
+)
+_DECIDE_PROBLEMS = problem_responses(
+    401,
+    403,
+    404,
+    409,
+    422,
+    503,
+    descriptions={
+        403: "Not an approver of this request (`not-an-approver`), or one's own request "
+        "(`self-approval`).",
+        409: "Not pending any more (`invalid-transition`, with `current_status`), or this "
+        "approver already decided (`already-decided`).",
+        503: "The live approver check could not be made; nothing changed.",
+    },
+)
 OptionalComment = Annotated[CommentBody | None, Body()]
 OptionalDecision = Annotated[DecisionBody | None, Body()]
 
@@ -46,8 +72,25 @@ OptionalDecision = Annotated[DecisionBody | None, Body()]
     operation_id="submit_request",
     summary="Submit a request",
     responses={
-        200: {"description": "A replay of an earlier submission with the same Idempotency-Key."},
-        **problems(401, 403, 409, 422, 503),
+        200: {
+            "model": RequestOut,
+            "description": "A replay of an earlier submission with the same Idempotency-Key.",
+        },
+        **problem_responses(
+            401,
+            403,
+            409,
+            422,
+            503,
+            descriptions={
+                403: "Denied by policy (`policy-denied`, with `reasons`), or an integration "
+                "without scope team.requests.write.",
+                409: "The same access is already pending (`duplicate-pending`, with "
+                "`existing_request_id`), or the Idempotency-Key was used with another body.",
+                422: "Invalid body (`errors`), or values the policy refuses (`reasons`).",
+                503: "The policy service could not be asked; nothing was stored.",
+            },
+        ),
     },
 )
 async def submit(
@@ -88,7 +131,7 @@ async def _decisions(session: AsyncSession, request_id: UUID) -> list[RequestDec
     "",
     operation_id="list_my_requests",
     summary="List my requests",
-    responses=problems(401, 403, 422),
+    responses=problem_responses(401, 403, 422),
 )
 async def list_mine(
     principal: CurrentPrincipal,
@@ -126,7 +169,9 @@ async def list_mine(
     "/{request_id}",
     operation_id="get_request",
     summary="Read one request",
-    responses=problems(401, 404),
+    responses=problem_responses(
+        401, 404, descriptions={404: "No such request, or the caller may not see it."}
+    ),
 )
 async def get_one(request_id: UUID, principal: CurrentPrincipal, session: SessionDep) -> RequestOut:
     """One request, for its requester, its approvers, admins and auditors (404 for others)."""
@@ -140,7 +185,7 @@ async def get_one(request_id: UUID, principal: CurrentPrincipal, session: Sessio
     "/{request_id}/cancel",
     operation_id="cancel_request",
     summary="Cancel a request",
-    responses=problems(401, 403, 404, 409, 422),
+    responses=_END_PROBLEMS,
 )
 async def cancel(
     request_id: UUID,
@@ -159,7 +204,7 @@ async def cancel(
     "/{request_id}/revoke",
     operation_id="revoke_request",
     summary="Revoke a grant early",
-    responses=problems(401, 403, 404, 409, 422),
+    responses=_END_PROBLEMS,
 )
 async def revoke(
     request_id: UUID,
@@ -181,7 +226,7 @@ async def revoke(
     "/{request_id}/approve",
     operation_id="approve_request",
     summary="Approve a request",
-    responses=problems(401, 403, 404, 409, 422, 503),
+    responses=_DECIDE_PROBLEMS,
 )
 async def approve(
     request_id: UUID,
@@ -209,7 +254,7 @@ async def approve(
     "/{request_id}/reject",
     operation_id="reject_request",
     summary="Reject a request",
-    responses=problems(401, 403, 404, 409, 422, 503),
+    responses=_DECIDE_PROBLEMS,
 )
 async def reject(
     request_id: UUID,
