@@ -101,7 +101,7 @@ class TestGrantsApi:
         )
         assert str(ok_ids[0]) in {g["request_id"] for g in by_user.json()["items"]}
         bad_cursor = await svc.http.get("/v1/grants?cursor=nope", headers=auditor)
-        assert bad_cursor.status_code == 400
+        assert bad_cursor.status_code == 422
         assert "next_cursor" in bad_cursor.json()["detail"]
 
         detail = (await svc.http.get(f"/v1/grants/{ok_ids[0]}", headers=auditor)).json()

@@ -86,7 +86,7 @@ class TestWebhooks:
             )
             assert bad_url.status_code == 422
             cursor = await client.get("/v1/webhooks", params={"cursor": "not-a-cursor"})
-            assert cursor.status_code == 400
+            assert cursor.status_code == 422
             assert "next_cursor" in cursor.json()["detail"]
 
     async def test_only_admins(self, shared: Stack) -> None:

@@ -1,8 +1,6 @@
 """Use cases of the audit service: one function, one transaction (or one streaming read)."""
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import time
@@ -20,7 +18,6 @@ from audit_service.activity import ActivityBackend, ActivityQuery
 from audit_service.errors import (
     ActivityNotReady,
     AuditForbidden,
-    InvalidQuery,
     RequestNotFound,
 )
 from audit_service.schemas import (
@@ -39,6 +36,13 @@ from teamkit.auth import Principal
 from teamkit.clock import utc_now
 from teamkit.events import Event, UnknownEventType, parse_event
 from teamkit.kafka import Delivery
+from teamkit.pagination import (
+    InvalidCursor,
+    decode_cursor,
+    decode_time_id,
+    encode_cursor,
+    encode_time_id,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -210,40 +214,11 @@ def _joined(values: Iterable[str | None]) -> str | None:
 # -- cursors ----------------------------------------------------------------------------------
 
 
-def _encode_cursor(value: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> list[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (UnicodeError, binascii.Error, ValueError):
-        value = None
-    if not isinstance(value, list):
-        raise InvalidQuery(
-            "cursor is not one this API issued; pass next_cursor from the previous page unchanged"
-        )
-    return value
-
-
-def _request_keyset(cursor: str) -> tuple[datetime, UUID]:
-    value = _decode_cursor(cursor)
-    try:
-        return datetime.fromisoformat(value[0]), UUID(value[1])
-    except (IndexError, TypeError, ValueError):
-        raise InvalidQuery(
-            "cursor is not one this API issued; pass next_cursor from the previous page unchanged"
-        ) from None
-
-
 def _position_keyset(cursor: str) -> int:
-    value = _decode_cursor(cursor)
-    if len(value) != 1 or not isinstance(value[0], int):
-        raise InvalidQuery(
-            "cursor is not one this API issued; pass next_cursor from the previous page unchanged"
-        )
-    return value[0]
+    (position,) = decode_cursor(cursor, arity=1)
+    if not isinstance(position, int):
+        raise InvalidCursor
+    return position
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -283,14 +258,14 @@ async def search_requests(
     session: AsyncSession, *, filters: RequestFilters, cursor: str | None, limit: int
 ) -> Page[AuditRequest]:
     """One page of matching requests, newest first."""
-    before = _request_keyset(cursor) if cursor else None
+    before = decode_time_id(cursor) if cursor else None
     async with session.begin():
         rows = await repository.search_requests(session, filters, before=before, limit=limit + 1)
     items = [to_audit_request(row._mapping) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = _encode_cursor([last.created_at.isoformat(), str(last.request_id)])
+        next_cursor = encode_time_id(last.created_at, last.request_id)
     return Page[AuditRequest](items=items, next_cursor=next_cursor)
 
 
@@ -391,7 +366,7 @@ async def list_events(
             limit=limit + 1,
         )
     items = [_trail_event(row._mapping) for row in rows[:limit]]
-    next_cursor = _encode_cursor([items[-1].position]) if len(rows) > limit else None
+    next_cursor = encode_cursor([items[-1].position]) if len(rows) > limit else None
     return Page[TrailEvent](items=items, next_cursor=next_cursor)
 
 

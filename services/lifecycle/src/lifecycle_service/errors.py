@@ -1,6 +1,6 @@
 """Problems the lifecycle API answers with (RFC 9457 via teamkit.problems)."""
 
-from teamkit.problems import TYPE_BASE, BadRequest, Conflict, NotFound, ServiceUnavailable
+from teamkit.problems import TYPE_BASE, Conflict, NotFound, ServiceUnavailable
 
 
 class GrantNotFound(NotFound):
@@ -15,13 +15,6 @@ class GrantNotRetryable(Conflict):
 
     type = TYPE_BASE + "grant-not-retryable"
     title = "Grant cannot be retried"
-
-
-class InvalidCursor(BadRequest):
-    """The pagination cursor was not produced by this API."""
-
-    type = TYPE_BASE + "invalid-cursor"
-    title = "Invalid cursor"
 
 
 class WorkersDisabled(ServiceUnavailable):

@@ -1,35 +1,19 @@
-"""Opaque keyset cursors: the last item's sort key, as URL-safe base64 JSON."""
+"""Cursors of the notify lists, through `teamkit.pagination`."""
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
-from typing import Any
 
-from notify_service.errors import InvalidCursor
+from teamkit.pagination import CursorValue
+from teamkit.pagination import decode_cursor as _decode
+from teamkit.pagination import encode_cursor as _encode
 
-MAX_CURSOR_CHARS = 500
 
-
-def encode_cursor(values: Sequence[Any]) -> str:
+def encode_cursor(values: Sequence[CursorValue]) -> str:
     """Encode the sort key of the last item of a page."""
-    raw = json.dumps(list(values), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _encode(values)
 
 
 def decode_cursor(cursor: str | None, names: Sequence[str]) -> list[str] | None:
     """Decode a cursor into as many string values as `names`; None for the first page."""
     if cursor is None:
         return None
-    if len(cursor) > MAX_CURSOR_CHARS:
-        raise InvalidCursor()
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise InvalidCursor() from None
-    if not isinstance(values, list) or len(values) != len(names):
-        raise InvalidCursor()
-    if not all(isinstance(v, str | int) for v in values):
-        raise InvalidCursor()
-    return [str(v) for v in values]
+    return [str(v) for v in _decode(cursor, arity=len(names))]

@@ -44,10 +44,3 @@ class UnknownCaller(NotFound):
 
     type = TYPE_BASE + "unknown-user"
     title = "Unknown user"
-
-
-class BadCursor(Unprocessable):
-    """The pagination cursor is not one this service issued."""
-
-    type = TYPE_BASE + "bad-cursor"
-    title = "Bad cursor"

@@ -1,8 +1,5 @@
 """Operations API of grants: list, one grant's timeline, admin retry."""
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -11,7 +8,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lifecycle_service import repository, service
-from lifecycle_service.errors import GrantNotFound, GrantNotRetryable, InvalidCursor
+from lifecycle_service.errors import GrantNotFound, GrantNotRetryable
 from lifecycle_service.schemas import (
     AwsCallOut,
     GrantDetail,
@@ -21,6 +18,7 @@ from lifecycle_service.schemas import (
     TimerOut,
 )
 from teamkit.auth import AdminPrincipal, CurrentPrincipal
+from teamkit.pagination import decode_time_id, encode_time_id
 from teamkit.problems import Forbidden, problem_responses
 
 router = APIRouter(prefix="/v1/grants", tags=["grants"])
@@ -61,31 +59,17 @@ def grant_out(row: Row[Any]) -> GrantOut:
     )
 
 
-def _encode_cursor(row: Row[Any]) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.request_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        created, request_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created), UUID(request_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidCursor(
-            "cursor is not one this API returned; pass next_cursor of the previous page "
-            "unchanged, or omit it to start over"
-        ) from exc
-
-
 @router.get(
     "",
     operation_id="list_grants",
     summary="List grants",
     responses=problem_responses(
-        400,
         403,
         422,
-        descriptions={400: "A cursor this API did not return (`invalid-cursor`).", 403: _OPERATOR},
+        descriptions={
+            422: "A cursor this API did not return (`invalid-cursor`), or a bad query value.",
+            403: _OPERATOR,
+        },
     ),
 )
 async def list_grants(
@@ -101,7 +85,7 @@ async def list_grants(
 ) -> GrantPage:
     """Grants newest first (admin or auditor), filtered by state, account and user."""
     _require_operator(principal)
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_time_id(cursor) if cursor else None
     async with _sessionmaker(request)() as session:
         rows = await repository.list_grants(
             session,
@@ -112,7 +96,9 @@ async def list_grants(
             principal_id=user_id,
         )
     page = list(rows[:limit])
-    next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+    next_cursor = (
+        encode_time_id(page[-1].created_at, page[-1].request_id) if len(rows) > limit else None
+    )
     return GrantPage(items=[grant_out(r) for r in page], next_cursor=next_cursor)
 
 

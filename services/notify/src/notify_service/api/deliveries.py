@@ -20,12 +20,11 @@ from teamkit.problems import problem_responses
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
 _PROBLEMS = problem_responses(
-    400,
     401,
     403,
     422,
     descriptions={
-        400: "A cursor this API did not return (`invalid-cursor`).",
+        422: "A cursor this API did not return (`invalid-cursor`), or a bad query value.",
         403: "Not an admin.",
     },
 )

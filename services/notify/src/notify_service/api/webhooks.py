@@ -36,11 +36,10 @@ async def create_webhook(
     operation_id="list_webhooks",
     summary="List webhook subscriptions",
     responses=problem_responses(
-        400,
         401,
         403,
         422,
-        descriptions={**_ADMIN, 400: "A cursor this API did not return (`invalid-cursor`)."},
+        descriptions={**_ADMIN, 422: "A cursor this API did not return (`invalid-cursor`)."},
     ),
 )
 async def list_webhooks(
