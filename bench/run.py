@@ -17,6 +17,7 @@ BENCHES: tuple[str, ...] = (
     "bench.lifecycle_revoke_lag",
     "bench.request_api",
     "bench.audit_export",
+    "bench.pipeline_lifecycles",
 )
 
 
