@@ -399,3 +399,41 @@ class TestReplicas:
                 async with replica.admin() as client:
                     worker = (await client.get("/readyz")).json()["checks"]["delivery_worker"]
                 assert worker["sent"] > 0, worker
+
+
+class TestOutOfOrder:
+    async def test_a_lifecycle_event_before_its_submission_still_reaches_the_requester(
+        self, shared: Stack
+    ) -> None:
+        submission = factories.submitted(approvers=[])
+        ended = factories.access_ended(submission)
+        requester = submission.data.requester.email
+        assert requester
+        shared.recorder.add_slack_user(requester, "U0LATE")
+
+        # The lifecycle topic overtakes the request topic: the end arrives first...
+        await shared.producer.send(ended)
+
+        async def machine_notices_recorded() -> None:
+            items = await shared.deliveries(request_id=str(submission.data.request_id))
+            assert any(i["event_type"] == "access.ended" for i in items), items
+            assert not any(i["recipient"] == requester for i in items), items
+
+        await eventually(machine_notices_recorded, timeout=30)
+
+        # ...and once the snapshot arrives, the requester hears of both.
+        await shared.producer.send(submission)
+
+        async def requester_told() -> None:
+            items = await shared.deliveries(request_id=str(submission.data.request_id))
+            mine = sorted(
+                (i["event_type"], i["channel"]) for i in items if i["recipient"] == requester
+            )
+            assert mine == [
+                ("access.ended", "email"),
+                ("access.ended", "slack"),
+                ("request.submitted", "email"),
+                ("request.submitted", "slack"),
+            ], items
+
+        await eventually(requester_told, timeout=30)

@@ -44,6 +44,17 @@ request_snapshot = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Events for a request whose request.submitted has not arrived yet (they travel on another
+# topic and may overtake it); replayed for the people once the snapshot is stored.
+deferred_event = Table(
+    "deferred_event",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("request_id", UUID(as_uuid=True), nullable=False, index=True),
+    Column("payload", JSONB, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 delivery = Table(
     "delivery",
     metadata,

@@ -9,7 +9,13 @@ from sqlalchemy import Row, and_, delete, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notify_service.models import channel_settings, delivery, request_snapshot, webhook
+from notify_service.models import (
+    channel_settings,
+    deferred_event,
+    delivery,
+    request_snapshot,
+    webhook,
+)
 
 # -- request snapshots ---------------------------------------------------------------------------
 
@@ -32,6 +38,29 @@ async def set_revoke(session: AsyncSession, *, request_id: UUID, revoke: dict[st
         .where(request_snapshot.c.request_id == request_id)
         .values(revoke=revoke, updated_at=func.now())
     )
+
+
+async def defer_event(
+    session: AsyncSession, *, request_id: UUID, event_id: UUID, payload: dict[str, Any]
+) -> None:
+    """Keep an event that arrived before its request's snapshot."""
+    await session.execute(
+        insert(deferred_event)
+        .values(event_id=event_id, request_id=request_id, payload=payload)
+        .on_conflict_do_nothing(index_elements=[deferred_event.c.event_id])
+    )
+
+
+async def take_deferred(session: AsyncSession, *, request_id: UUID) -> list[dict[str, Any]]:
+    """Remove and return the deferred events of a request, oldest first."""
+    rows = (
+        await session.execute(
+            delete(deferred_event)
+            .where(deferred_event.c.request_id == request_id)
+            .returning(deferred_event.c.payload, deferred_event.c.received_at)
+        )
+    ).all()
+    return [dict(row.payload) for row in sorted(rows, key=lambda row: row.received_at)]
 
 
 async def get_snapshot(

@@ -35,6 +35,7 @@ from notify_service.schemas import (
 from teamkit import outbox
 from teamkit.auth import Principal
 from teamkit.clock import utc_now
+from teamkit.events.catalogue import parse_event
 from teamkit.events.envelope import Event
 from teamkit.events.notify import (
     NotificationDeliveredData,
@@ -102,8 +103,6 @@ async def record_event(
         if stored is not None:
             snapshot = RequestSubmittedData.model_validate(stored[0])
             revoke = stored[1]
-        elif event.type in AUDIENCES:
-            log.warning("notify.snapshot_missing", request_id=str(request_id), type=event.type)
 
     config = await current_config(session, settings)
     base = {
@@ -114,45 +113,36 @@ async def record_event(
     }
     rows: list[dict[str, Any]] = []
     if event.type in AUDIENCES:
-        for person in people(event.type, snapshot, ops_email=config.ops_email):
-            name = renderer.template_name(event.type, person.audience)
-            context = message_context(
-                event=event,
+        rows += _audience_rows(
+            event, snapshot=snapshot, revoke=revoke, config=config, renderer=renderer, base=base
+        )
+        if snapshot is None and request_id is not None:
+            # A lifecycle event can overtake its request.submitted (another topic): keep it,
+            # and the people hear of it once the snapshot arrives (ops already did).
+            await repository.defer_event(
+                session,
+                request_id=request_id,
+                event_id=event.id,
+                payload=event.model_dump(mode="json"),
+            )
+            log.warning(
+                "notify.person_notices_deferred", request_id=str(request_id), type=event.type
+            )
+    if isinstance(event, RequestSubmittedV1) and snapshot is not None:
+        for payload in await repository.take_deferred(session, request_id=event.data.request_id):
+            late = parse_event(payload)
+            rows += _audience_rows(
+                late,
                 snapshot=snapshot,
                 revoke=revoke,
-                audience=person.audience,
-                recipient_name=person.name,
-                time_zone=person.time_zone,
-                app_base_url=config.app_base_url,
-            )
-            common = {**base, "recipient": person.email[:320], "audience": person.audience}
-            if config.email_enabled:
-                rows.append(
-                    {**common, "channel": "email", "payload": asdict(renderer.email(name, context))}
-                )
-            # Operations is a mailbox, not necessarily a Slack user: it hears via the audit channel.
-            if config.slack_enabled and person.audience != "ops":
-                rows.append(
-                    {**common, "channel": "slack", "payload": asdict(renderer.slack(name, context))}
-                )
-        if config.slack_enabled and config.slack_audit_channel:
-            context = message_context(
-                event=event,
-                snapshot=snapshot,
-                revoke=revoke,
-                audience="audit",
-                recipient_name="team",
-                time_zone=None,
-                app_base_url=config.app_base_url,
-            )
-            rows.append(
-                {
+                config=config,
+                renderer=renderer,
+                base={
                     **base,
-                    "channel": "slack",
-                    "recipient": config.slack_audit_channel,
-                    "audience": "audit",
-                    "payload": asdict(renderer.slack(AUDIT_TEMPLATE, context)),
-                }
+                    "event_id": late.id,
+                    "event_type": late.type,
+                    "subject": late.subject[:255],
+                },
             )
     if event.type in MACHINE_EVENT_TYPES:
         if config.enabled("sns") and config.sns_topic_arn:
@@ -193,6 +183,60 @@ async def record_event(
     created = await repository.insert_deliveries(session, rows)
     log.info("notify.deliveries_recorded", type=event.type, event_id=str(event.id), new=created)
     return created
+
+
+def _audience_rows(
+    event: Event,
+    *,
+    snapshot: RequestSubmittedData | None,
+    revoke: dict[str, Any] | None,
+    config: ChannelConfig,
+    renderer: Renderer,
+    base: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The person-facing deliveries (email, Slack, the audit channel) of one event."""
+    rows: list[dict[str, Any]] = []
+    for person in people(event.type, snapshot, ops_email=config.ops_email):
+        name = renderer.template_name(event.type, person.audience)
+        context = message_context(
+            event=event,
+            snapshot=snapshot,
+            revoke=revoke,
+            audience=person.audience,
+            recipient_name=person.name,
+            time_zone=person.time_zone,
+            app_base_url=config.app_base_url,
+        )
+        common = {**base, "recipient": person.email[:320], "audience": person.audience}
+        if config.email_enabled:
+            rows.append(
+                {**common, "channel": "email", "payload": asdict(renderer.email(name, context))}
+            )
+        # Operations is a mailbox, not necessarily a Slack user: it hears via the audit channel.
+        if config.slack_enabled and person.audience != "ops":
+            rows.append(
+                {**common, "channel": "slack", "payload": asdict(renderer.slack(name, context))}
+            )
+    if config.slack_enabled and config.slack_audit_channel:
+        context = message_context(
+            event=event,
+            snapshot=snapshot,
+            revoke=revoke,
+            audience="audit",
+            recipient_name="team",
+            time_zone=None,
+            app_base_url=config.app_base_url,
+        )
+        rows.append(
+            {
+                **base,
+                "channel": "slack",
+                "recipient": config.slack_audit_channel,
+                "audience": "audit",
+                "payload": asdict(renderer.slack(AUDIT_TEMPLATE, context)),
+            }
+        )
+    return rows
 
 
 # -- settling claimed deliveries (delivery worker) -----------------------------------------------
