@@ -3,7 +3,7 @@ UV ?= uv
 RUN := $(UV) run --frozen
 export XDG_RUNTIME_DIR ?= /tmp/team-runtime-$(shell id -u)
 
-.PHONY: install fmt lint test run token reset openapi compose-check bench help
+.PHONY: install fmt lint test run token reset openapi compose-check k8s-check bench help
 
 help:
 	@echo "make install        install every package (uv sync --frozen)"
@@ -14,6 +14,8 @@ help:
 	@echo "make lint           ruff (format + lint) and mypy --strict"
 	@echo "make openapi        regenerate openapi/*.json"
 	@echo "make compose-check  validate docker-compose.yml offline"
+	@echo "make k8s-check      validate deploy/k8s against the Kubernetes schemas (offline)"
+	@echo "make bench [QUICK=1] the benchmarks; figures in bench/results.json"
 
 install:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -53,3 +55,10 @@ compose-check:
 
 bench: install
 	$(RUN) python -m bench.run $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)
+
+K8S_RESOURCES := $(filter-out deploy/k8s/kustomization.yaml,$(wildcard deploy/k8s/*.yaml))
+k8s-check:
+	@out=$$($(UV) tool run --from kubernetes-validate==1.37.0 kubernetes-validate --strict $(K8S_RESOURCES) 2>&1); rc=$$?; \
+	echo "$$out" | grep -v " passed for resource " || true; \
+	if [ $$rc -ne 0 ] || echo "$$out" | grep -q "ERROR"; then echo "Kubernetes manifests: invalid"; exit 1; fi; \
+	echo "Kubernetes manifests are valid ($(words $(K8S_RESOURCES)) files)"
