@@ -1,4 +1,4 @@
-"""Offline checks of the Kubernetes manifests: structure, probes, and references that must resolve."""
+"""Offline checks of the Kubernetes manifests: structure, probes, references that resolve."""
 
 from pathlib import Path
 from typing import Any
@@ -8,8 +8,14 @@ import yaml
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 SERVICES = ("request", "policy", "lifecycle", "notify", "audit")
-NAMESPACED = {"ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "ConfigMap",
-              "Secret"}
+NAMESPACED = {
+    "ServiceAccount",
+    "Deployment",
+    "Service",
+    "PodDisruptionBudget",
+    "ConfigMap",
+    "Secret",
+}
 
 
 def documents(name: str) -> list[dict[str, Any]]:
