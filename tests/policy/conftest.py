@@ -1,5 +1,6 @@
 """Fixtures of the policy tests: the service running on real peers, and an HTTP helper."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +11,8 @@ import asyncpg
 import httpx
 import pytest_asyncio
 
-from devstack.seed_aws import SeedResult
+from devstack.moto_server import MotoProcess, start_moto_process
+from devstack.seed_aws import SeedResult, seed_demo_org
 from policy_service.app import create_app
 from policy_service.config import Settings
 from policy_service.schemas import PolicySettings
@@ -174,3 +176,17 @@ async def api(policy_api: Api) -> Api:
     """The module's service with no policies and default settings."""
     await policy_api.reset()
     return policy_api
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def private_moto() -> AsyncIterator[tuple[MotoProcess, AwsSettings, SeedResult]]:
+    """A moto of this test alone (a separate process: its state is not the shared moto's)."""
+    moto = await asyncio.to_thread(start_moto_process)
+    try:
+        aws = AwsSettings(AWS_ENDPOINT_URL=moto.endpoint_url, AWS_MAX_ATTEMPTS=1)
+        # moto answers the odd 500 to concurrent writes (its own race, not under test here):
+        # the seed retries those; the service under test keeps retries off.
+        seeded = await seed_demo_org(aws.model_copy(update={"AWS_MAX_ATTEMPTS": 5}))
+        yield moto, aws, seeded
+    finally:
+        await asyncio.to_thread(moto.stop)

@@ -2,13 +2,10 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest_asyncio
-
-from devstack.moto_server import MotoProcess, start_moto_process
-from devstack.seed_aws import SeedResult, seed_demo_org
+from devstack.moto_server import MotoProcess
+from devstack.seed_aws import SeedResult
 from policy_service.directory import session_minutes
 from teamkit.aws import AwsClients
 from teamkit.settings import AwsSettings
@@ -90,20 +87,6 @@ class TestRefresh:
         assert event["data"]["ok"] is True
         assert event["data"]["requested_by"]["username"] == "dave"
         assert event["data"]["counts"] == counts
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def private_moto() -> AsyncIterator[tuple[MotoProcess, AwsSettings, SeedResult]]:
-    """A moto of this test alone (a separate process: its state is not the shared moto's)."""
-    moto = await asyncio.to_thread(start_moto_process)
-    try:
-        aws = AwsSettings(AWS_ENDPOINT_URL=moto.endpoint_url, AWS_MAX_ATTEMPTS=1)
-        # moto answers the odd 500 to concurrent writes (its own race, not under test here):
-        # the seed retries those; the service under test keeps retries off.
-        seeded = await seed_demo_org(aws.model_copy(update={"AWS_MAX_ATTEMPTS": 5}))
-        yield moto, aws, seeded
-    finally:
-        await asyncio.to_thread(moto.stop)
 
 
 async def test_refresh_failure_keeps_the_last_good_copy(

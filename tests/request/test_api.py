@@ -9,6 +9,7 @@ import pytest
 
 from teamkit.contracts.policy import DenialCode, DenialReason
 from tests.harness.policy_stub import PolicyStub, permission_set_arn, user_id
+from tests.harness.wait import eventually
 from tests.request.conftest import ACCOUNT, RequestService, submit_body
 
 PROBLEM = "application/problem+json"
@@ -201,6 +202,13 @@ class TestSubmit:
         assert "Nothing was changed" in answer.json()["detail"]
         assert answer.headers["Retry-After"]
         assert await count_requests(svc) == before
+        if mode == "hang":
+            # The stub records the call when its hang ends, after the service gave up: wait for
+            # it here, or it lands in whichever test runs next (and breaks `evaluations == []`).
+            async def recorded() -> None:
+                assert len(policy_stub.evaluations) == 1
+
+            await eventually(recorded, timeout=10)
 
     async def test_duplicate_pending_409_points_to_it(
         self, svc: RequestService, new_ps: NewPs

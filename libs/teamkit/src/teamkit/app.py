@@ -30,7 +30,7 @@ from teamkit.kafka import (
     create_producer,
     ensure_topics,
 )
-from teamkit.logging import configure_logging, correlation_middleware
+from teamkit.logging import CorrelationIdMiddleware, configure_logging
 from teamkit.metrics import ServiceMetrics
 from teamkit.migrations import upgrade_to_head_async
 from teamkit.outbox import OutboxRelay
@@ -234,6 +234,37 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, guarded_send)
 
 
+class RequestMetrics:
+    """Count every HTTP answer and time it, by route template, method and status."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the call through, recording it once the app has answered."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: int | None = None
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, observed_send)
+        if status is None:  # the app raised before answering: the outer handler answers 500
+            return
+        # The router stores the matched route in the (shared) scope.
+        template = getattr(scope.get("route"), "path", "unmatched")
+        method = scope["method"]
+        self.metrics.http_requests.labels(template, method, str(status)).inc()
+        self.metrics.http_latency.labels(template, method).observe(time.perf_counter() - started)
+
+
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     """Build a service's FastAPI app; nothing connects until the lifespan starts."""
     configure_logging(
@@ -251,20 +282,10 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.state.metrics = metrics
     _install_openapi(app, issuer=settings.oidc.OIDC_ISSUER)
     install_problem_handlers(app)
-    app.middleware("http")(correlation_middleware)
-
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        metrics.http_requests.labels(template, request.method, str(response.status_code)).inc()
-        metrics.http_latency.labels(template, request.method).observe(time.perf_counter() - started)
-        return response
-
+    # Pure ASGI middleware, innermost first (the last added runs first): each
+    # `@app.middleware("http")` layer cost a task, a body stream and a response copy per call.
+    app.add_middleware(CorrelationIdMiddleware)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.MAX_BODY_BYTES)
     app.include_router(health_router())
     for router in spec.routers:

@@ -3,13 +3,12 @@
 import logging
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Literal
 
 import structlog
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CORRELATION_HEADER = "X-Correlation-ID"
 
@@ -63,18 +62,33 @@ def bind_correlation_id(value: str | None) -> str:
     return cid
 
 
-async def correlation_middleware(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Carry `X-Correlation-ID` from the request into logs, events and the response."""
-    supplied = request.headers.get(CORRELATION_HEADER)
-    # An id is echoed into logs and headers: accept only short, printable values.
-    if supplied is not None and (len(supplied) > 128 or not supplied.isprintable()):
-        supplied = None
-    cid = bind_correlation_id(supplied)
-    try:
-        response = await call_next(request)
-    finally:
-        structlog.contextvars.unbind_contextvars("correlation_id")
-    response.headers[CORRELATION_HEADER] = cid
-    return response
+class CorrelationIdMiddleware:
+    """Carry `X-Correlation-ID` from the request into logs, events and the response.
+
+    Pure ASGI (not `BaseHTTPMiddleware`): no extra task, stream or response object per call,
+    and the context variable set here is the one the endpoint sees.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Bind the id for the call, echo it on the response, unbind it afterwards."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        supplied = Headers(scope=scope).get(CORRELATION_HEADER)
+        # An id is echoed into logs and headers: accept only short, printable values.
+        if supplied is not None and (len(supplied) > 128 or not supplied.isprintable()):
+            supplied = None
+        cid = bind_correlation_id(supplied)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = cid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("correlation_id")

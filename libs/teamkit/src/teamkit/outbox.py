@@ -36,18 +36,27 @@ def event_headers(event: Event) -> dict[str, str]:
     return headers
 
 
-async def add(session: AsyncSession, event: Event) -> Event:
-    """Stage `event` for publication in the caller's transaction; returns the event as stored."""
+def staged(event: Event) -> tuple[Event, dict[str, Any]]:
+    """The event as it will be stored (with the current correlation id) and its outbox row.
+
+    For use cases that insert the row themselves in a larger statement; `add` is the usual way.
+    """
     if event.correlation_id is None and correlation_id.get() is not None:
         event = event.model_copy(update={"correlation_id": correlation_id.get()})
-    await add_raw(
-        session,
-        event_id=event.id,
-        topic=event.topic,
-        key=event.subject,
-        payload=event.model_dump(mode="json"),
-        headers=event_headers(event),
-    )
+    row = {
+        "event_id": event.id,
+        "topic": event.topic,
+        "key": event.subject,
+        "payload": event.model_dump(mode="json"),
+        "headers": event_headers(event),
+    }
+    return event, row
+
+
+async def add(session: AsyncSession, event: Event) -> Event:
+    """Stage `event` for publication in the caller's transaction; returns the event as stored."""
+    event, row = staged(event)
+    await session.execute(insert(outbox_message).values(**row))
     return event
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 
 from policy_service import service
 from policy_service.api import ROUTERS
+from policy_service.cache import PolicyCache
 from policy_service.config import Settings
 from policy_service.consumers import registry
 from policy_service.directory import DirectoryReader
@@ -29,6 +30,7 @@ async def _start_directory(state: ServiceState, stack: AsyncExitStack) -> None:
     )
     refresher = DirectoryRefresher(state["sessionmaker"], reader, seed_demo=settings.SEED_DEMO)
     state["extras"]["refresher"] = refresher
+    state["extras"]["cache"] = PolicyCache()
     task = asyncio.create_task(
         refresher.run_periodically(
             settings.DIRECTORY_REFRESH_SECONDS, at_start=settings.DIRECTORY_REFRESH_ON_START

@@ -7,6 +7,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from policy_service import service
+from policy_service.cache import PolicyCache
 from policy_service.config import Settings
 from policy_service.directory import DirectoryReader
 from policy_service.service import DirectoryRefresher
@@ -44,6 +45,15 @@ def refresher(request: Request) -> DirectoryRefresher:
 
 
 RefresherDep = Annotated[DirectoryRefresher, Depends(refresher)]
+
+
+def cache(request: Request) -> PolicyCache:
+    """The in-memory directory and policy copies of this process."""
+    found: PolicyCache = request.state.extras["cache"]
+    return found
+
+
+CacheDep = Annotated[PolicyCache, Depends(cache)]
 
 
 def live_reader(request: Request, config: SettingsDep) -> DirectoryReader | None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, Integer, String, Text, func
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -168,3 +168,19 @@ class PolicySettingsRow(Base):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_by: Mapped[str | None] = mapped_column(String(256))
     demo_seeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# -- versions -----------------------------------------------------------------------------------
+
+
+class DataVersion(Base):
+    """A counter bumped (by triggers) in every transaction that changes what it names.
+
+    `directory`: any directory table; `policy`: any policy or the settings. In-memory copies
+    are keyed by these counters (`policy_service.cache`).
+    """
+
+    __tablename__ = "data_version"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

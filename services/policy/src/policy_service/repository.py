@@ -1,7 +1,6 @@
 """Every query of the policy service. Functions take the caller's session and never commit."""
 
 import zlib
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,6 +14,7 @@ from policy_service.directory import DirectorySnapshot
 from policy_service.models import (
     ApproverPolicyRow,
     Base,
+    DataVersion,
     DirectoryAccount,
     DirectoryGroup,
     DirectoryMembership,
@@ -239,32 +239,6 @@ async def find_permission_set(session: AsyncSession, ref: str) -> DirectoryPermi
     return rows[0] if len(rows) == 1 else None
 
 
-async def members_of(session: AsyncSession, group_ids: Iterable[str]) -> dict[str, set[str]]:
-    """Group id → the ids of its members, for the given groups."""
-    wanted = list(group_ids)
-    members: dict[str, set[str]] = defaultdict(set)
-    if not wanted:
-        return members
-    rows = await session.execute(
-        select(DirectoryMembership.group_id, DirectoryMembership.user_id).where(
-            DirectoryMembership.group_id.in_(wanted)
-        )
-    )
-    for group_id, user_id in rows:
-        members[group_id].add(user_id)
-    return members
-
-
-async def users_by_ids(session: AsyncSession, user_ids: Iterable[str]) -> list[DirectoryUser]:
-    """The users among `user_ids` that exist."""
-    wanted = list(user_ids)
-    if not wanted:
-        return []
-    return list(
-        (await session.execute(select(DirectoryUser).where(DirectoryUser.id.in_(wanted)))).scalars()
-    )
-
-
 async def all_accounts(session: AsyncSession) -> list[tuple[str, str, str, list[str]]]:
     """Every account as (id, name, parent id, OU path), by id.
 
@@ -282,21 +256,30 @@ async def all_accounts(session: AsyncSession) -> list[tuple[str, str, str, list[
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-async def permission_sets_by_arn(
-    session: AsyncSession, arns: Iterable[str]
-) -> list[tuple[str, str, int | None]]:
-    """The named permission sets as (ARN, name, session minutes); plain rows, like accounts."""
-    wanted = list(arns)
-    if not wanted:
-        return []
+async def all_permission_sets(session: AsyncSession) -> list[tuple[str, str, int | None]]:
+    """Every permission set as (ARN, name, session minutes); plain rows."""
     rows = await session.execute(
         select(
             DirectoryPermissionSet.arn,
             DirectoryPermissionSet.name,
             DirectoryPermissionSet.session_duration_minutes,
-        ).where(DirectoryPermissionSet.arn.in_(wanted))
+        )
     )
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def all_users(session: AsyncSession) -> list[tuple[str, str, str | None]]:
+    """Every user as (id, user name, email); plain rows."""
+    rows = await session.execute(
+        select(DirectoryUser.id, DirectoryUser.username, DirectoryUser.email)
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def all_memberships(session: AsyncSession) -> list[tuple[str, str]]:
+    """Every membership as (group id, user id); plain rows."""
+    rows = await session.execute(select(DirectoryMembership.group_id, DirectoryMembership.user_id))
+    return [(r[0], r[1]) for r in rows]
 
 
 async def missing(
@@ -343,6 +326,15 @@ async def page_of(
     for condition in extra:
         query = query.where(condition)
     return list((await session.execute(query)).scalars())
+
+
+# -- versions -----------------------------------------------------------------------------------
+
+
+async def data_versions(session: AsyncSession) -> dict[str, int]:
+    """The `data_version` counters by name (`directory`, `policy`)."""
+    rows = await session.execute(select(DataVersion.name, DataVersion.version))
+    return {name: int(version) for name, version in rows}
 
 
 # -- policies -----------------------------------------------------------------------------------

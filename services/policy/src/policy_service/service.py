@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from policy_service import evaluation, repository
+from policy_service.cache import DirectoryCopy, PolicyCache, PolicyCopy
 from policy_service.directory import DirectoryReader, DirectorySnapshot
 from policy_service.errors import (
     LimitExceeded,
@@ -653,49 +654,110 @@ async def _sync(
 # -- evaluation ---------------------------------------------------------------------------------
 
 
+async def load_directory_copy(session: AsyncSession) -> DirectoryCopy:
+    """Read the whole directory (but OUs, groups' names) into its in-memory form."""
+    accounts = tuple(
+        evaluation.Account(id=i, name=n, parent_id=parent, ou_path=tuple(path))
+        for i, n, parent, path in await repository.all_accounts(session)
+    )
+    permission_sets = {
+        arn: evaluation.PermissionSet(arn=arn, name=name, session_duration_minutes=minutes)
+        for arn, name, minutes in await repository.all_permission_sets(session)
+    }
+    names: dict[str, list[evaluation.PermissionSet]] = {}
+    for permission_set in permission_sets.values():
+        names.setdefault(permission_set.name, []).append(permission_set)
+    members: dict[str, set[str]] = {}
+    groups: dict[str, set[str]] = {}
+    for group_id, user_id in await repository.all_memberships(session):
+        members.setdefault(group_id, set()).add(user_id)
+        groups.setdefault(user_id, set()).add(group_id)
+    return DirectoryCopy(
+        accounts=accounts,
+        accounts_by_id={a.id: a for a in accounts},
+        permission_sets=permission_sets,
+        permission_sets_by_name={n: found[0] for n, found in names.items() if len(found) == 1},
+        users_by_id={
+            i: evaluation.User(
+                id=i, username=username, email=email, group_ids=frozenset(groups.get(i, ()))
+            )
+            for i, username, email in await repository.all_users(session)
+        },
+        members={g: frozenset(ids) for g, ids in members.items()},
+    )
+
+
+async def load_policy_copy(session: AsyncSession) -> PolicyCopy:
+    """Read the settings and every policy into their evaluation form."""
+    return PolicyCopy(
+        settings=await load_settings(session),
+        eligibility_rules=tuple(
+            map(eligibility_rule, await repository.all_policies(session, EligibilityPolicyRow))
+        ),
+        approver_rules=tuple(
+            map(approver_rule, await repository.all_policies(session, ApproverPolicyRow))
+        ),
+    )
+
+
+async def _copies(
+    session: AsyncSession, cache: PolicyCache
+) -> tuple[tuple[int, int], DirectoryCopy, PolicyCopy]:
+    """The current copies, with their versions; call inside the use case's transaction.
+
+    The versions are read first: the rows a reload reads next are at least as new (see
+    `policy_service.cache`).
+    """
+    versions = await repository.data_versions(session)
+    key = (versions["directory"], versions["policy"])
+    directory = await cache.directory.get(key[0], lambda: load_directory_copy(session))
+    policies = await cache.policies.get(key[1], lambda: load_policy_copy(session))
+    return key, directory, policies
+
+
+async def _directory_user(
+    session: AsyncSession, directory: DirectoryCopy, ref: str, *, by_email: bool
+) -> evaluation.User | None:
+    """A user by id, else by user name (or email), as `repository.find_user` finds them."""
+    found = directory.users_by_id.get(ref)
+    if found is not None:
+        return found
+    row = await repository.user_by_username_or_email(
+        session, username=ref, email=ref, by_email=by_email
+    )
+    if row is None:
+        return None
+    return directory.users_by_id.get(row.id) or _user(row)
+
+
 async def evaluate_request(
-    session: AsyncSession, *, body: EvaluationRequest, by_email: bool
+    session: AsyncSession, *, body: EvaluationRequest, by_email: bool, cache: PolicyCache
 ) -> EvaluationDecision:
     """Decide whether the user may request the permission set on the account, and who approves."""
     async with session.begin():
-        settings = await load_settings(session)
-        user_row = await repository.find_user(session, body.user, by_email=by_email)
-        user = (
-            _user(user_row, await repository.group_ids_of_user(session, user_row.id))
-            if user_row
-            else None
-        )
-        account_row = await repository.get_account(session, body.account_id)
-        account = _account(account_row) if account_row else None
-        ps_row = await repository.find_permission_set(session, body.permission_set)
-        permission_set = _permission_set(ps_row) if ps_row else None
-        rules = [
-            eligibility_rule(r)
-            for r in await repository.all_policies(session, EligibilityPolicyRow)
+        _, directory, policies = await _copies(session, cache)
+        user = await _directory_user(session, directory, body.user, by_email=by_email)
+    account = directory.accounts_by_id.get(body.account_id)
+    permission_set = directory.permission_sets.get(
+        body.permission_set
+    ) or directory.permission_sets_by_name.get(body.permission_set)
+    approver_rules: list[evaluation.ApproverRule] = []
+    if account is not None and permission_set is not None:
+        approver_rules = [
+            rule
+            for rule in policies.approver_rules
+            if evaluation.approver_rule_matches(rule, account, permission_set.arn)
         ]
-        approver_rules: list[evaluation.ApproverRule] = []
-        if account is not None and permission_set is not None:
-            approver_rules = [
-                rule
-                for rule in map(
-                    approver_rule, await repository.all_policies(session, ApproverPolicyRow)
-                )
-                if evaluation.approver_rule_matches(rule, account, permission_set.arn)
-            ]
-        members = await repository.members_of(session, evaluation.group_ids_of(approver_rules))
-        candidates = await repository.users_by_ids(
-            session, evaluation.approver_ids(approver_rules, members)
-        )
     return evaluation.evaluate(
         request=body,
         user=user,
         account=account,
         permission_set=permission_set,
-        eligibility_rules=rules,
+        eligibility_rules=policies.eligibility_rules,
         approver_rules=approver_rules,
-        group_members=members,
-        users_by_id={u.id: _user(u) for u in candidates},
-        settings=settings,
+        group_members=directory.members,
+        users_by_id=directory.users_by_id,
+        settings=policies.settings,
     )
 
 
@@ -781,15 +843,19 @@ async def check_approver(
 
 
 async def entitlements(
-    session: AsyncSession, *, principal: Principal, by_email: bool
-) -> Entitlements:
-    """Every account and permission set the caller may request, with the merged limits."""
+    session: AsyncSession, *, principal: Principal, by_email: bool, cache: PolicyCache
+) -> bytes:
+    """Every account and permission set the caller may request, with the merged limits.
+
+    Returns the serialised `Entitlements` document: it can list thousands of accounts, so it is
+    serialised once and kept per (user, directory version, policy version).
+    """
     if principal.client_id is not None:
         raise Forbidden(
             "entitlements belong to people; a client asks POST /v1/evaluations for a user"
         )
     async with session.begin():
-        settings = await load_settings(session)
+        versions = await repository.data_versions(session)
         row = await repository.user_by_username_or_email(
             session, username=principal.username, email=principal.email, by_email=by_email
         )
@@ -798,28 +864,28 @@ async def entitlements(
                 f"'{principal.email if by_email else principal.username}' has no Identity Center "
                 "user; ask an admin to refresh the directory or check POLICY_USER_MATCH"
             )
-        user = _user(row, await repository.group_ids_of_user(session, row.id))
-        rules = [
-            eligibility_rule(r)
-            for r in await repository.all_policies(session, EligibilityPolicyRow)
-        ]
-        accounts = [
-            evaluation.Account(id=i, name=n, parent_id=parent, ou_path=tuple(path))
-            for i, n, parent, path in await repository.all_accounts(session)
-        ]
-        # Only the sets the caller's policies name: a directory may hold hundreds.
-        mine = [r for r in rules if evaluation.principal_matches(r, user)]
-        permission_sets = {
-            arn: evaluation.PermissionSet(arn=arn, name=name, session_duration_minutes=minutes)
-            for arn, name, minutes in await repository.permission_sets_by_arn(
-                session, {arn for r in mine for arn in r.permission_set_arns}
-            )
-        }
+        key = (row.id, versions["directory"], versions["policy"])
+        answer = cache.answers.get(key)
+        if answer is not None:
+            return answer
+        (directory_version, policy_version), directory, policies = await _copies(session, cache)
+    user = directory.users_by_id.get(row.id) or _user(row)
+    found = _entitlements(user, directory, policies)
+    answer = found.model_dump_json().encode()
+    # Keyed by the versions the copies were loaded for, which may be newer than `versions`.
+    cache.answers.put((row.id, directory_version, policy_version), answer)
+    return answer
+
+
+def _entitlements(
+    user: evaluation.User, directory: DirectoryCopy, policies: PolicyCopy
+) -> Entitlements:
+    settings = policies.settings
     offers = evaluation.entitlements_for(
         user=user,
-        accounts=accounts,
-        permission_sets=permission_sets,
-        eligibility_rules=rules,
+        accounts=directory.accounts,
+        permission_sets=directory.permission_sets,
+        eligibility_rules=policies.eligibility_rules,
         settings=settings,
     )
     return Entitlements(

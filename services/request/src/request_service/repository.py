@@ -2,14 +2,20 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 from uuid import UUID
 
-from sqlalchemy import Select, and_, exists, func, select, tuple_
+from sqlalchemy import Select, Table, and_, exists, func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from request_service.models import AccessRequest, RequestDecision
 from request_service.state_machine import ACTIVE
+from teamkit import outbox
 from teamkit.events.common import RequestStatus
+from teamkit.events.envelope import Event
+from teamkit.messaging_schema import outbox_message
+
+_ACCESS_REQUEST = cast(Table, AccessRequest.__table__)
 
 #: Keyset position: (created_at, id) of the last row of the previous page.
 Position = tuple[datetime, UUID]
@@ -79,11 +85,20 @@ async def find_pending_duplicate(
     return result.scalar_one_or_none()
 
 
-async def count_active_grants(
-    session: AsyncSession, *, requester_username: str, now: datetime
-) -> int:
-    """Grants of this user approved, scheduled or running whose window has not ended."""
-    count = await session.scalar(
+async def active_grants_and_earlier(
+    session: AsyncSession,
+    *,
+    requester_username: str,
+    now: datetime,
+    idempotency: tuple[str, str] | None,
+) -> tuple[int, AccessRequest | None]:
+    """What a submission checks before asking the policy service, in one round trip.
+
+    The user's grants approved, scheduled or running whose window has not ended, and, when an
+    `(owner, key)` is given, the request that owner submitted earlier with that Idempotency-Key
+    (read by id only when there is one).
+    """
+    active = (
         select(func.count())
         .select_from(AccessRequest)
         .where(
@@ -91,14 +106,38 @@ async def count_active_grants(
             AccessRequest.status.in_([status.value for status in ACTIVE]),
             AccessRequest.end_at > now,
         )
+        .scalar_subquery()
     )
-    return int(count or 0)
+    if idempotency is None:
+        return int(await session.scalar(select(active)) or 0), None
+    owner, key = idempotency
+    earlier_id = (
+        select(AccessRequest.id)
+        .where(AccessRequest.idempotency_owner == owner, AccessRequest.idempotency_key == key)
+        .scalar_subquery()
+    )
+    count, found = (await session.execute(select(active, earlier_id))).one()
+    earlier = None if found is None else await session.get(AccessRequest, found)
+    return int(count or 0), earlier
 
 
-async def add_request(session: AsyncSession, request: AccessRequest) -> None:
-    """Insert a request (flushed, so constraint violations surface here)."""
-    session.add(request)
-    await session.flush()
+async def insert_request(
+    session: AsyncSession, request: AccessRequest, events: Sequence[Event]
+) -> None:
+    """Insert a new request and stage its events in the outbox, in one statement.
+
+    `WITH new_request AS (INSERT INTO access_request ...) INSERT INTO outbox_message ...`:
+    PostgreSQL runs a data-modifying CTE to completion whether or not it is referenced, so the
+    request row and its outbox rows are written (or refused by a unique index, raising
+    `IntegrityError`) together, without the ORM unit of work. The rows staged are those
+    `teamkit.outbox.add` would stage (`outbox.staged`). `request` stays transient (not in the
+    session).
+    """
+    values = {column.key: getattr(request, column.key) for column in _ACCESS_REQUEST.columns}
+    new_request = insert(_ACCESS_REQUEST).values(values).cte("new_request")
+    rows = [outbox.staged(event)[1] for event in events]
+    staged = insert(outbox_message).values(rows)
+    await session.execute(staged.add_cte(new_request))
 
 
 async def add_decision(session: AsyncSession, decision: RequestDecision) -> None:

@@ -51,6 +51,7 @@ from teamkit.events.common import (
     RevokerRole,
 )
 from teamkit.events.common import RequestStatus as S
+from teamkit.events.envelope import Event
 from teamkit.events.request import (
     RequestApprovalRecordedData,
     RequestApprovalRecordedV1,
@@ -136,6 +137,17 @@ def _decision_actor(decision: RequestDecision) -> Actor:
     )
 
 
+def _status_changed_event(
+    request: AccessRequest, from_status: S | None, to_status: S, reason: str | None = None
+) -> RequestStatusChangedV1:
+    return RequestStatusChangedV1(
+        subject=str(request.id),
+        data=RequestStatusChangedData(
+            request_id=request.id, from_status=from_status, to_status=to_status, reason=reason
+        ),
+    )
+
+
 async def _status_changed(
     session: AsyncSession,
     request: AccessRequest,
@@ -143,13 +155,23 @@ async def _status_changed(
     to_status: S,
     reason: str | None = None,
 ) -> None:
-    await outbox.add(
-        session,
-        RequestStatusChangedV1(
-            subject=str(request.id),
-            data=RequestStatusChangedData(
-                request_id=request.id, from_status=from_status, to_status=to_status, reason=reason
-            ),
+    await outbox.add(session, _status_changed_event(request, from_status, to_status, reason))
+
+
+def _approved_event(
+    request: AccessRequest, approvers: list[Actor], *, auto: bool
+) -> RequestApprovedV1:
+    return RequestApprovedV1(
+        subject=str(request.id),
+        data=RequestApprovedData(
+            request_id=request.id,
+            approved_by=approvers,
+            auto=auto,
+            principal_id=request.requester_user_id,
+            account_id=request.account_id,
+            permission_set_arn=request.permission_set_arn,
+            start=request.start_at,
+            end=request.end_at,
         ),
     )
 
@@ -157,22 +179,7 @@ async def _status_changed(
 async def _approved(
     session: AsyncSession, request: AccessRequest, approvers: list[Actor], *, auto: bool
 ) -> None:
-    await outbox.add(
-        session,
-        RequestApprovedV1(
-            subject=str(request.id),
-            data=RequestApprovedData(
-                request_id=request.id,
-                approved_by=approvers,
-                auto=auto,
-                principal_id=request.requester_user_id,
-                account_id=request.account_id,
-                permission_set_arn=request.permission_set_arn,
-                start=request.start_at,
-                end=request.end_at,
-            ),
-        ),
-    )
+    await outbox.add(session, _approved_event(request, approvers, auto=auto))
 
 
 def can_see(
@@ -277,15 +284,15 @@ async def submit_request(
     body_hash = _body_hash(body)
 
     async with session.begin():
-        if idempotency_key is not None:
-            earlier = await repository.find_by_idempotency_key(
-                session, owner=owner, key=idempotency_key
-            )
-            if earlier is not None:
-                return _replay(earlier, body_hash)
-        active = await repository.count_active_grants(
-            session, requester_username=requester, now=now
+        # One query: the active grants, and the earlier request with this key (if any).
+        active, earlier = await repository.active_grants_and_earlier(
+            session,
+            requester_username=requester,
+            now=now,
+            idempotency=(owner, idempotency_key) if idempotency_key is not None else None,
         )
+        if earlier is not None:
+            return _replay(earlier, body_hash)
 
     decision = await policy.evaluate(
         EvaluationRequest(
@@ -337,28 +344,27 @@ async def submit_request(
         on_behalf=on_behalf,
         idempotency=(owner, idempotency_key, body_hash),
     )
+    events: list[Event] = [
+        _submitted_event(row, approvers, principal if on_behalf else None),
+        _status_changed_event(row, None, S.PENDING),
+    ]
+    if auto:
+        snapshot = state_machine.auto_approve(_snapshot(row, []))
+        row.status = snapshot.status.value
+        row.auto_approved = True
+        row.approved_at = now
+        events += [
+            _status_changed_event(row, S.PENDING, S.APPROVED, "no approval required"),
+            _approved_event(row, [], auto=True),
+        ]
     try:
         async with session.begin():
-            existing = await repository.find_pending_duplicate(
-                session,
-                requester_user_id=row.requester_user_id,
-                account_id=row.account_id,
-                permission_set_arn=row.permission_set_arn,
-            )
-            if existing is not None:
-                raise _duplicate(existing)
-            await repository.add_request(session, row)
-            await _emit_submitted(session, row, decision, principal if on_behalf else None)
-            if auto:
-                snapshot = state_machine.auto_approve(_snapshot(row, []))
-                row.status = snapshot.status.value
-                row.auto_approved = True
-                row.approved_at = now
-                await _status_changed(session, row, S.PENDING, S.APPROVED, "no approval required")
-                await _approved(session, row, [], auto=True)
+            # The row goes in already in its final status, with its events, in one statement.
+            # No duplicate check first: the partial unique index is the check (below).
+            await repository.insert_request(session, row, events)
     except IntegrityError:
-        # A concurrent submission won a unique index: the same Idempotency-Key, or the same
-        # access pending. Answer as if this call had come second.
+        # A unique index refused the row: the same access is already pending, or a concurrent
+        # submission used the same Idempotency-Key. Answer as if this call had come second.
         async with session.begin():
             if idempotency_key is not None:
                 earlier = await repository.find_by_idempotency_key(
@@ -454,47 +460,40 @@ def _new_row(
     )
 
 
-async def _emit_submitted(
-    session: AsyncSession,
-    row: AccessRequest,
-    decision: EvaluationDecision,
-    integration: Principal | None,
-) -> None:
-    await outbox.add(
-        session,
-        RequestSubmittedV1(
-            subject=str(row.id),
-            data=RequestSubmittedData(
-                request_id=row.id,
-                requester=Requester(
-                    user_id=row.requester_user_id,
-                    username=row.requester_username,
-                    email=row.requester_email,
-                    time_zone=row.requester_time_zone,
-                ),
-                requested_by=_person_actor(integration) if integration else None,
-                account=AccountRef(
-                    id=row.account_id, name=row.account_name, ou_path=row.account_ou_path
-                ),
-                permission_set=PermissionSetRef(
-                    arn=row.permission_set_arn,
-                    name=row.permission_set_name,
-                    session_duration_minutes=row.session_duration_minutes,
-                ),
-                start=row.start_at,
-                end=row.end_at,
-                duration_minutes=row.duration_minutes,
-                justification=row.justification,
-                ticket=row.ticket,
-                approval_required=row.approval_required,
-                approvals_needed=row.approvals_needed,
-                approvers=[Approver.model_validate(a) for a in row.approvers],
-                matched_policy_ids=row.matched_policy_ids,
-                approval_deadline=row.approval_deadline,
+def _submitted_event(
+    row: AccessRequest, approvers: list[Approver], integration: Principal | None
+) -> RequestSubmittedV1:
+    return RequestSubmittedV1(
+        subject=str(row.id),
+        data=RequestSubmittedData(
+            request_id=row.id,
+            requester=Requester(
+                user_id=row.requester_user_id,
+                username=row.requester_username,
+                email=row.requester_email,
+                time_zone=row.requester_time_zone,
             ),
+            requested_by=_person_actor(integration) if integration else None,
+            account=AccountRef(
+                id=row.account_id, name=row.account_name, ou_path=row.account_ou_path
+            ),
+            permission_set=PermissionSetRef(
+                arn=row.permission_set_arn,
+                name=row.permission_set_name,
+                session_duration_minutes=row.session_duration_minutes,
+            ),
+            start=row.start_at,
+            end=row.end_at,
+            duration_minutes=row.duration_minutes,
+            justification=row.justification,
+            ticket=row.ticket,
+            approval_required=row.approval_required,
+            approvals_needed=row.approvals_needed,
+            approvers=approvers,
+            matched_policy_ids=row.matched_policy_ids,
+            approval_deadline=row.approval_deadline,
         ),
     )
-    await _status_changed(session, row, None, S.PENDING)
 
 
 # -- reads ---------------------------------------------------------------------------------------

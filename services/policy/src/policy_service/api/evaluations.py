@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from policy_service import service
-from policy_service.dependencies import Evaluator, SessionDep, SettingsDep, live_reader
+from policy_service.dependencies import CacheDep, Evaluator, SessionDep, SettingsDep, live_reader
 from policy_service.directory import DirectoryReader
 from policy_service.schemas import Entitlements
 from teamkit.auth import CurrentPrincipal
@@ -31,13 +31,19 @@ _EVALUATOR = problem_responses(
     responses=_EVALUATOR,
 )
 async def evaluate(
-    body: EvaluationRequest, _: Evaluator, session: SessionDep, config: SettingsDep
+    body: EvaluationRequest,
+    _: Evaluator,
+    session: SessionDep,
+    config: SettingsDep,
+    cache: CacheDep,
 ) -> EvaluationDecision:
     """May the user request the permission set on the account for the duration, and who approves?
 
     Always 200: a denial lists every reason (unknown user, account or permission set included).
     """
-    return await service.evaluate_request(session, body=body, by_email=config.USER_MATCH == "email")
+    return await service.evaluate_request(
+        session, body=body, by_email=config.USER_MATCH == "email", cache=cache
+    )
 
 
 @router.post(
@@ -78,12 +84,12 @@ async def check_approver(
     ),
 )
 async def my_entitlements(
-    principal: CurrentPrincipal, session: SessionDep, config: SettingsDep
+    principal: CurrentPrincipal, session: SessionDep, config: SettingsDep, cache: CacheDep
 ) -> Response:
     """Every account (with OU path) and permission set the caller may request, with limits."""
+    # Already serialised (and cached) by the use case: the answer can list thousands of
+    # accounts, and FastAPI would validate the typed model a second time.
     found = await service.entitlements(
-        session, principal=principal, by_email=config.USER_MATCH == "email"
+        session, principal=principal, by_email=config.USER_MATCH == "email", cache=cache
     )
-    # Serialised once here: the answer can list thousands of accounts, and FastAPI would
-    # validate the already-typed model a second time.
-    return Response(found.model_dump_json(), media_type="application/json")
+    return Response(found, media_type="application/json")
