@@ -11,6 +11,7 @@ from uuid import UUID
 import structlog
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from policy_service import evaluation, repository
 from policy_service.cache import DirectoryCopy, PolicyCache, PolicyCopy
@@ -925,6 +926,44 @@ def _entitlements(
 DirectoryKind = Literal["accounts", "ous", "permission-sets", "users", "groups"]
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """How one directory kind is listed: its table, keyset (name, id), searched columns, view."""
+
+    model: type[Any]
+    sort: tuple[InstrumentedAttribute[str], InstrumentedAttribute[str]]
+    search_columns: tuple[InstrumentedAttribute[Any], ...]
+    view: type[BaseModel]
+
+
+_LISTINGS: dict[str, _Listing] = {
+    "accounts": _Listing(
+        DirectoryAccount,
+        (DirectoryAccount.name, DirectoryAccount.id),
+        (DirectoryAccount.name, DirectoryAccount.id),
+        AccountView,
+    ),
+    "ous": _Listing(
+        DirectoryOu, (DirectoryOu.name, DirectoryOu.id), (DirectoryOu.name, DirectoryOu.id), OuView
+    ),
+    "permission-sets": _Listing(
+        DirectoryPermissionSet,
+        (DirectoryPermissionSet.name, DirectoryPermissionSet.arn),
+        (DirectoryPermissionSet.name, DirectoryPermissionSet.arn),
+        PermissionSetView,
+    ),
+    "users": _Listing(
+        DirectoryUser,
+        (DirectoryUser.username, DirectoryUser.id),
+        (DirectoryUser.username, DirectoryUser.email, DirectoryUser.display_name),
+        UserView,
+    ),
+    "groups": _Listing(
+        DirectoryGroup, (DirectoryGroup.name, DirectoryGroup.id), (DirectoryGroup.name,), GroupView
+    ),
+}
+
+
 async def directory_page(
     session: AsyncSession,
     *,
@@ -935,90 +974,24 @@ async def directory_page(
 ) -> Page[Any]:
     """One keyset page of directory items of one kind, by name."""
     after = decode_cursor(cursor)
+    listing = _LISTINGS[kind]
     async with session.begin():
-        if kind == "accounts":
-            accounts = await repository.page_of(
-                session,
-                DirectoryAccount,
-                sort=(DirectoryAccount.name, DirectoryAccount.id),
-                search_columns=(DirectoryAccount.name, DirectoryAccount.id),
-                search=search,
-                after=after,
-                limit=limit,
-            )
-            return _page(
-                accounts,
-                limit,
-                lambda r: AccountView.model_validate(r, from_attributes=True),
-                lambda r: (r.name, r.id),
-            )
-        if kind == "ous":
-            ous = await repository.page_of(
-                session,
-                DirectoryOu,
-                sort=(DirectoryOu.name, DirectoryOu.id),
-                search_columns=(DirectoryOu.name, DirectoryOu.id),
-                search=search,
-                after=after,
-                limit=limit,
-            )
-            return _page(
-                ous,
-                limit,
-                lambda r: OuView.model_validate(r, from_attributes=True),
-                lambda r: (r.name, r.id),
-            )
-        if kind == "permission-sets":
-            sets = await repository.page_of(
-                session,
-                DirectoryPermissionSet,
-                sort=(DirectoryPermissionSet.name, DirectoryPermissionSet.arn),
-                search_columns=(DirectoryPermissionSet.name, DirectoryPermissionSet.arn),
-                search=search,
-                after=after,
-                limit=limit,
-            )
-            return _page(
-                sets,
-                limit,
-                lambda r: PermissionSetView.model_validate(r, from_attributes=True),
-                lambda r: (r.name, r.arn),
-            )
-        if kind == "users":
-            users = await repository.page_of(
-                session,
-                DirectoryUser,
-                sort=(DirectoryUser.username, DirectoryUser.id),
-                search_columns=(
-                    DirectoryUser.username,
-                    DirectoryUser.email,
-                    DirectoryUser.display_name,
-                ),
-                search=search,
-                after=after,
-                limit=limit,
-            )
-            return _page(
-                users,
-                limit,
-                lambda r: UserView.model_validate(r, from_attributes=True),
-                lambda r: (r.username, r.id),
-            )
-        groups = await repository.page_of(
+        rows = await repository.page_of(
             session,
-            DirectoryGroup,
-            sort=(DirectoryGroup.name, DirectoryGroup.id),
-            search_columns=(DirectoryGroup.name,),
+            listing.model,
+            sort=listing.sort,
+            search_columns=listing.search_columns,
             search=search,
             after=after,
             limit=limit,
         )
-        return _page(
-            groups,
-            limit,
-            lambda r: GroupView.model_validate(r, from_attributes=True),
-            lambda r: (r.name, r.id),
-        )
+    first, second = (column.key for column in listing.sort)
+    return _page(
+        rows,
+        limit,
+        lambda r: listing.view.model_validate(r, from_attributes=True),
+        lambda r: (getattr(r, first), getattr(r, second)),
+    )
 
 
 R = TypeVar("R")
