@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.harness.kafka",
     "tests.harness.moto",
     "tests.harness.oidc",
+    "tests.harness.live_services",
 ]

@@ -1,70 +1,16 @@
-"""Against the real policy service (moto directory, demo policies) instead of the stub.
-
-Not collected by default (no `test_` prefix) while the policy service is being built: its
-demo seed currently fails. Run it explicitly:
-`uv run pytest tests/request/integration_real_policy.py`.
-"""
-
-import uuid
-from collections.abc import AsyncIterator
+"""Against the real policy service (moto directory, demo policies) instead of the stub."""
 
 import httpx
 import pytest_asyncio
 
 from devstack.seed_aws import SeedResult
-from policy_service.app import create_app as create_policy_app
-from policy_service.config import Settings as PolicySettings
-from request_service.app import create_app
-from request_service.config import Settings
-from teamkit.settings import AwsSettings, KafkaSettings, RuntimeSettings
 from tests.harness.oidc import RunningIssuer
-from tests.harness.postgres import PostgresForTests
-from tests.harness.servers import serving
 from tests.harness.wait import eventually
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def request_with_real_policy(
-    postgres: PostgresForTests,
-    kafka_bootstrap: str,
-    oidc_issuer: RunningIssuer,
-    aws_settings: AwsSettings,
-    seeded_org: SeedResult,
-) -> AsyncIterator[str]:
-    kafka = KafkaSettings(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        KAFKA_TOPIC_PREFIX=f"t{uuid.uuid4().hex[:10]}.",
-        KAFKA_SESSION_TIMEOUT_MS=2000,
-        KAFKA_HEARTBEAT_INTERVAL_MS=500,
-        KAFKA_TOPIC_PARTITIONS=1,
-    )
-    runtime = RuntimeSettings(TEAM_DEV_MODE=True, LOG_FORMAT="console", LOG_LEVEL="WARNING")
-    policy_db = await postgres.create("policy")
-    request_db = await postgres.create("request")
-    try:
-        policy_settings = PolicySettings(
-            DATABASE_URL=postgres.url(policy_db),
-            SEED_DEMO=True,
-            kafka=kafka,
-            oidc=oidc_issuer.settings(),
-            aws=aws_settings,
-            runtime=runtime,
-        )
-        async with serving(create_policy_app(policy_settings)) as policy_url:
-            settings = Settings(
-                DATABASE_URL=postgres.url(request_db),
-                POLICY_URL=policy_url,
-                CLIENT_ID="request-service",
-                CLIENT_SECRET="dev-request-secret",
-                kafka=kafka,
-                oidc=oidc_issuer.settings(),
-                runtime=runtime,
-            )
-            async with serving(create_app(settings)) as url:
-                yield url
-    finally:
-        await postgres.drop(request_db)
-        await postgres.drop(policy_db)
+async def request_with_real_policy(request_and_policy: dict[str, str]) -> str:
+    return request_and_policy["request"]
 
 
 async def test_submit_and_approve_with_the_real_policy_service(
