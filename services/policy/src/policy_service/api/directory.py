@@ -37,7 +37,7 @@ _READ = problem_responses(
     422,
     descriptions={
         403: "Needs the admin or auditor role, or scope team.directory.read.",
-        422: "Invalid query, or a cursor this API did not return (`bad-cursor`).",
+        422: "Invalid query, or a cursor this API did not return (`invalid-cursor`).",
     },
 )
 

@@ -38,7 +38,7 @@ _DESCRIPTIONS = {
 _READ_DESCRIPTIONS = {
     403: "Needs the admin or auditor role, or scope team.policies.admin.",
     404: "No such policy.",
-    422: "Invalid query, or a cursor this API did not return (`bad-cursor`).",
+    422: "Invalid query, or a cursor this API did not return (`invalid-cursor`).",
 }
 _CREATE = problem_responses(403, 422, descriptions={s: _DESCRIPTIONS[s] for s in (403, 422)})
 _LIST = problem_responses(403, 422, descriptions={s: _READ_DESCRIPTIONS[s] for s in (403, 422)})
